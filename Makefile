@@ -1,0 +1,45 @@
+# convoy-stream: `make run` serves on an embedded Kafka, `make test` runs every test.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: install run worker bridge test unit bench services clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[test]"
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## The service: embedded Apache Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set) + one worker.
+run: install
+	$(BIN)/convoy-stream dev
+
+## One more worker against KAFKA_BOOTSTRAP_SERVERS (scale-out); set CONVOY_STREAM_PORT and CONVOY_STREAM_DATA_DIR.
+worker: install
+	$(BIN)/convoy-stream worker
+
+## Broker bridges alone, in their own process.
+bridge: install
+	$(BIN)/convoy-stream bridge
+
+## Services the integration tests use that are not Python packages (RabbitMQ).
+services:
+	bash scripts/install-services.sh
+
+## Everything installed, then every test (unit and integration against real services).
+test: install services
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+unit: install
+	$(BIN)/python -m pytest -q tests/unit
+
+bench: install
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .data

@@ -1,0 +1,145 @@
+"""The Faust application: topics, tables and the services every worker runs.
+
+Reading order for a newcomer: `records.py` (what flows), this file (where it
+flows), `pipeline.py` (the agent), `web/` (the HTTP ways in), `bridges/`
+(the broker ways in), `tables/` (config view and event lookups).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from mode import Service
+
+from tables.config import ConfigStore, ensure_compacted_topic
+
+from .publisher import Publisher, ensure_topics
+from .records import Delivery, IngestRecord
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EventTables:
+    """The partitioned tables the pipeline writes and lookups read."""
+
+    events: Any  # event id -> event document (Convoy's event JSON)
+    idempotency: Any  # dedup key -> [first event id, repeats...]
+    deliveries: Any  # delivery id -> delivery document
+    broker_ids: Any  # "<project>/<broker message id>" -> [event ids]
+
+
+class ConvoyApp(faust.App):
+    settings: Settings
+    config_store: ConfigStore
+    publisher: Publisher
+    event_tables: EventTables
+
+    def on_webserver_init(self, web: Any) -> None:
+        from .web.routes import install
+
+        install(self, web.web_app)
+
+
+def create_app(settings: Settings) -> ConvoyApp:
+    store = settings.table_store
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = ConvoyApp(
+        settings.app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store=store,
+        autodiscover=False,
+        datadir=str(settings.data_dir / "faust"),
+        web_port=settings.port,
+        web_bind=settings.host,
+        web_host=settings.host,
+        canonical_url=f"http://{settings.host}:{settings.port}",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        key_serializer="json",
+        value_serializer="json",
+        producer_acks=-1,
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=settings.heartbeat_interval,
+        broker_rebalance_timeout=settings.rebalance_timeout,
+        broker_commit_every=1000,
+        broker_commit_interval=0.5,
+        stream_wait_empty=False,
+        web_application_options={"client_max_size": 8 * 1024 * 1024},
+        # Faust's own pages would expose table contents without auth.
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+    )
+    app.settings = settings
+    app.publisher = Publisher(
+        settings.kafka_bootstrap,
+        ingest_topic=f"{settings.app_id}-ingest",
+        dead_letter_topic=f"{settings.app_id}-dead-letters",
+        partitions=settings.partitions,
+        timeout=settings.publish_timeout,
+    )
+    app.config_store = ConfigStore(settings.kafka_bootstrap, f"{settings.app_id}-config")
+    return app
+
+
+settings = Settings.from_env()
+app = create_app(settings)
+
+ingest_topic = app.topic(
+    f"{settings.app_id}-ingest", key_type=str, value_type=IngestRecord,
+    key_serializer="json", partitions=settings.partitions,
+)
+delivery_topic = app.topic(
+    f"{settings.app_id}-deliveries", key_type=str, value_type=Delivery,
+    key_serializer="json", partitions=settings.partitions,
+)
+
+app.event_tables = EventTables(
+    events=app.Table("events", key_type=str, partitions=settings.partitions),
+    idempotency=app.Table("idempotency", key_type=str, partitions=settings.partitions),
+    deliveries=app.Table("deliveries", key_type=str, partitions=settings.partitions),
+    broker_ids=app.Table("broker-ids", key_type=str, partitions=settings.partitions),
+)
+
+
+async def create_topics() -> None:
+    """Create the pipeline topics before the worker subscribes.
+
+    Run before Faust starts: a consumer that subscribes before its topic
+    exists ignores the topic ("Ignoring missing topic") and never consumes it.
+    """
+    names = [ingest_topic.get_topic_name(), delivery_topic.get_topic_name(), app.publisher.dead_letter_topic]
+    await ensure_topics(settings.kafka_bootstrap, names, settings.partitions)
+    await ensure_compacted_topic(settings.kafka_bootstrap, app.config_store.topic)
+
+
+@app.service
+class Infrastructure(Service):
+    """Topics, the durable publisher and the config view: up before any request."""
+
+    async def on_start(self) -> None:
+        await app.publisher.start()
+        await app.config_store.start(app.publisher.producer)
+        await app.config_store.ready.wait()
+        from .cluster import ensure_cluster_secret
+
+        await ensure_cluster_secret(app.config_store)
+        if settings.run_bridges:
+            from .bridge_runner import start_bridges
+
+            await start_bridges(app)
+
+    async def on_stop(self) -> None:
+        if settings.run_bridges:
+            from .bridge_runner import stop_bridges
+
+            await stop_bridges(app)
+        await app.config_store.stop()
+        await app.publisher.stop()
+

@@ -1,0 +1,94 @@
+"""`convoy-stream` command line: dev, worker, bridge, kafka.
+
+The app module reads its settings from the environment when imported, so
+each command sets the environment first and imports the app after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+
+def _run_worker(*, bridges: bool = True, web: bool = True) -> None:
+    os.environ.setdefault("CONVOY_STREAM_BRIDGES", "1" if bridges else "0")
+    from faust.worker import Worker
+
+    from . import pipeline  # noqa: F401  (registers the agent)
+    from .app import app, create_topics, settings
+
+    asyncio.run(create_topics())
+
+    print(
+        f"convoy-stream worker\n"
+        f"  API:        {settings.base_url}/api/v1\n"
+        f"  ingest:     {settings.base_url}/ingest/<mask_id>\n"
+        f"  Kafka:      {settings.kafka_bootstrap}\n"
+        f"  admin token {settings.admin_token}   (Authorization: Bearer <token> for POST /api/v1/projects)\n"
+        f"  data dir:   {settings.data_dir.resolve()}",
+        flush=True,
+    )
+    Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+
+
+def cmd_dev(args: argparse.Namespace) -> None:
+    """Embedded Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set) plus one worker."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        _run_worker()
+        return
+    from .embedded_kafka import EmbeddedKafka
+
+    data_dir = Path(os.environ.get("CONVOY_STREAM_DATA_DIR", ".data"))
+    port = int(os.environ.get("CONVOY_STREAM_KAFKA_PORT", "9092"))
+    kafka = EmbeddedKafka(port=port, data_dir=data_dir / "kafka")
+    print(f"starting embedded Apache Kafka on 127.0.0.1:{port} (first run downloads it with mvn)...", flush=True)
+    kafka.start()
+    os.environ["KAFKA_BOOTSTRAP_SERVERS"] = kafka.bootstrap
+    try:
+        _run_worker()
+    finally:
+        kafka.stop()
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    """One more worker of the same app against KAFKA_BOOTSTRAP_SERVERS (scale-out)."""
+    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        sys.exit("convoy-stream worker: set KAFKA_BOOTSTRAP_SERVERS (e.g. 127.0.0.1:9092)")
+    _run_worker(bridges=not args.no_bridges)
+
+
+def cmd_bridge(args: argparse.Namespace) -> None:
+    """Bridges only: consume broker sources into Kafka, in a process of their own."""
+    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        sys.exit("convoy-stream bridge: set KAFKA_BOOTSTRAP_SERVERS")
+    from .bridge_runner import run_standalone
+
+    asyncio.run(run_standalone())
+
+
+def cmd_kafka(args: argparse.Namespace) -> None:
+    """Run the embedded Kafka alone in the foreground (for `make worker` experiments)."""
+    from .embedded_kafka import main as kafka_main
+
+    sys.exit(kafka_main(["--port", os.environ.get("CONVOY_STREAM_KAFKA_PORT", "9092"),
+                         "--data-dir", str(Path(os.environ.get("CONVOY_STREAM_DATA_DIR", ".data")) / "kafka")]))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="convoy-stream", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("dev", help=cmd_dev.__doc__).set_defaults(func=cmd_dev)
+    worker = sub.add_parser("worker", help=cmd_worker.__doc__)
+    worker.add_argument("--no-bridges", action="store_true", help="do not run broker bridges in this worker")
+    worker.set_defaults(func=cmd_worker)
+    sub.add_parser("bridge", help=cmd_bridge.__doc__).set_defaults(func=cmd_bridge)
+    sub.add_parser("kafka", help=cmd_kafka.__doc__).set_defaults(func=cmd_kafka)
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

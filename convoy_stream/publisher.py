@@ -1,0 +1,102 @@
+"""Durable writes onto the ingest and dead-letter topics.
+
+Every way in calls `Publisher.publish` and answers its caller only after it
+returns: Kafka has then acknowledged the record with acks=all. A failure or a
+timeout raises `KafkaUnavailable` and the caller answers 503 / does not ack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from .ids import mint_id, new_ulid, partition_for
+from .records import IngestRecord
+
+log = logging.getLogger(__name__)
+
+
+class KafkaUnavailable(Exception):
+    """Kafka did not acknowledge the write in time; nothing was accepted."""
+
+
+class Publisher:
+    def __init__(self, bootstrap: str, *, ingest_topic: str, dead_letter_topic: str, partitions: int, timeout: float) -> None:
+        self.bootstrap = bootstrap
+        self.ingest_topic = ingest_topic
+        self.dead_letter_topic = dead_letter_topic
+        self.partitions = partitions
+        self.timeout = timeout
+        self._producer: AIOKafkaProducer | None = None
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        assert self._producer is not None, "publisher not started"
+        return self._producer
+
+    async def start(self) -> None:
+        # aiokafka binds to the running loop, so the producer is made here, not in __init__.
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap, acks="all", linger_ms=0,
+            enable_idempotence=True, request_timeout_ms=int(self.timeout * 1000),
+        )
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+
+    @property
+    def connected(self) -> bool:
+        """Started and holding at least one live broker connection."""
+        if self._producer is None:
+            return False
+        conns = getattr(self._producer.client, "_conns", {})
+        return any(conn.connected() for conn in conns.values())
+
+    def mint_event_id(self, dedup_key: str | None) -> str:
+        """An event id on the partition of its dedup key (see `ids`)."""
+        if not dedup_key:
+            return new_ulid()
+        return mint_id(partition_for(dedup_key, self.partitions), self.partitions)
+
+    async def publish(self, record: IngestRecord) -> None:
+        key = orjson.dumps(record.uid)
+        partition = partition_for(record.uid, self.partitions)
+        await self._send(self.ingest_topic, key, record.dumps(), partition)
+
+    async def publish_many(self, records: list[IngestRecord]) -> None:
+        await asyncio.gather(*(self.publish(record) for record in records))
+
+    async def dead_letter(self, document: dict[str, Any]) -> None:
+        key = orjson.dumps(document.get("broker_message_id") or document.get("source_id") or "")
+        await self._send(self.dead_letter_topic, key, orjson.dumps(document), None)
+
+    async def _send(self, topic: str, key: bytes, value: bytes, partition: int | None) -> None:
+        try:
+            await asyncio.wait_for(
+                self.producer.send_and_wait(topic, value=value, key=key, partition=partition),
+                timeout=self.timeout,
+            )
+        except (KafkaError, asyncio.TimeoutError, OSError) as exc:
+            raise KafkaUnavailable(str(exc) or type(exc).__name__) from exc
+
+
+async def ensure_topics(bootstrap: str, names: list[str], partitions: int) -> None:
+    """Create the pipeline topics with the partition count ids are minted for."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        for name in names:
+            try:
+                await admin.create_topics([NewTopic(name, partitions, 1)])
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()

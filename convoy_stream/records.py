@@ -1,0 +1,86 @@
+"""Typed records that travel on convoy-stream's topics.
+
+Every way in (REST, webhook ingest, broker bridges) produces one
+`IngestRecord` onto the ingest topic; the pipeline agent turns it into a
+stored event and one `Delivery` per matched subscription.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import faust
+
+
+class IngestRecord(faust.Record, serializer="json"):
+    """An accepted event, durable in Kafka before anyone is told "accepted"."""
+
+    uid: str
+    project_id: str
+    kind: str  # single | fanout | broadcast | webhook
+    event_type: str
+    data: Any
+    created_at: str
+    endpoint_id: str = ""
+    owner_id: str = ""
+    source_id: str = ""
+    idempotency_key: str = ""
+    dedup_key: str = ""
+    #: Stored on the event (credentials already redacted), lower-case names.
+    headers: dict[str, str] = {}
+    #: Headers forwarded to endpoints with every delivery.
+    forward_headers: dict[str, str] = {}
+    url_query_params: str = ""
+    url_path: str = ""
+    broker: str = ""
+    broker_message_id: str = ""
+    #: Non-JSON webhook bodies are kept as text here and `data` is None.
+    raw: Optional[str] = None
+
+
+class Delivery(faust.Record, serializer="json"):
+    """One event for one endpoint via one subscription, ready for a dispatcher."""
+
+    uid: str
+    event_id: str
+    project_id: str
+    endpoint_id: str
+    subscription_id: str
+    event_type: str
+    status: str
+    headers: dict[str, str]
+    data: Any
+    created_at: str
+    source_id: str = ""
+    idempotency_key: str = ""
+    broker_message_id: str = ""
+    url: str = ""
+
+
+def event_document(record: IngestRecord, *, is_duplicate: bool, endpoint_ids: list[str], delivery_ids: list[str], status: str) -> dict[str, Any]:
+    """The event as stored in the events table and returned by the API (Convoy's shape)."""
+    headers = {name: [value] for name, value in record.headers.items()}
+    if record.broker_message_id:
+        headers["x-broker-message-id"] = [record.broker_message_id]
+    return {
+        "uid": record.uid,
+        "event_type": record.event_type,
+        "project_id": record.project_id,
+        "source_id": record.source_id,
+        "endpoints": endpoint_ids,
+        "owner_id": record.owner_id,
+        "headers": headers,
+        "data": record.data,
+        "raw": record.raw or "",
+        "url_query_params": record.url_query_params,
+        "url_path": record.url_path,
+        "idempotency_key": record.idempotency_key,
+        "broker_message_id": record.broker_message_id,
+        "is_duplicate_event": is_duplicate,
+        "status": status,
+        "delivery_ids": delivery_ids,
+        "created_at": record.created_at,
+        "updated_at": record.created_at,
+        "acknowledged_at": record.created_at,
+        "deleted_at": None,
+    }

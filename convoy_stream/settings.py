@@ -1,0 +1,88 @@
+"""Runtime settings, read once from the environment.
+
+Everything a deployment tunes lives here so that the rest of the code takes a
+`Settings` and never reads `os.environ` itself (tests build their own).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    port: int = 5005
+    host: str = "127.0.0.1"
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    data_dir: Path = Path(".data")
+    admin_token: str = ""
+    app_id: str = "convoy-stream"
+    partitions: int = 8
+    table_store: str = "rocksdb://"
+    public_url: str = ""
+    #: Kafka acknowledgement wait before an HTTP request answers 503.
+    publish_timeout: float = 10.0
+    #: Consumer-group timings: short by default so a worker is ready in seconds
+    #: (design.md, "Facts learned the hard way"); production may raise them.
+    session_timeout: float = 6.0
+    heartbeat_interval: float = 0.5
+    rebalance_timeout: float = 8.0
+    run_bridges: bool = True
+    log_level: str = "info"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        """The URL other workers and providers use to reach this worker."""
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> "Settings":
+        values: dict[str, object] = dict(
+            port=_env_int("CONVOY_STREAM_PORT", 5005),
+            host=os.environ.get("CONVOY_STREAM_HOST", "127.0.0.1"),
+            kafka_bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+            data_dir=Path(os.environ.get("CONVOY_STREAM_DATA_DIR", ".data")),
+            admin_token=os.environ.get("CONVOY_STREAM_ADMIN_TOKEN", ""),
+            app_id=os.environ.get("CONVOY_STREAM_APP_ID", "convoy-stream"),
+            partitions=_env_int("CONVOY_STREAM_PARTITIONS", 8),
+            table_store=os.environ.get("CONVOY_STREAM_TABLE_STORE", "rocksdb://"),
+            public_url=os.environ.get("CONVOY_STREAM_PUBLIC_URL", ""),
+            publish_timeout=_env_float("CONVOY_STREAM_PUBLISH_TIMEOUT", 10.0),
+            session_timeout=_env_float("CONVOY_STREAM_SESSION_TIMEOUT", 6.0),
+            heartbeat_interval=_env_float("CONVOY_STREAM_HEARTBEAT_INTERVAL", 0.5),
+            rebalance_timeout=_env_float("CONVOY_STREAM_REBALANCE_TIMEOUT", 8.0),
+            run_bridges=os.environ.get("CONVOY_STREAM_BRIDGES", "1") not in ("0", "false", "no"),
+            log_level=os.environ.get("CONVOY_STREAM_LOG_LEVEL", "info"),
+        )
+        values.update(overrides)
+        settings = cls(**values)  # type: ignore[arg-type]
+        if not settings.admin_token:
+            settings = _with_admin_token(settings)
+        return settings
+
+
+def _with_admin_token(settings: Settings) -> Settings:
+    """Persist a generated admin token in the data dir so restarts keep it."""
+    path = settings.data_dir / "admin-token"
+    if path.exists():
+        token = path.read_text().strip()
+    else:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        token = "cs_admin_" + secrets.token_urlsafe(24)
+        path.write_text(token + "\n")
+        path.chmod(0o600)
+    return Settings(**{**settings.__dict__, "admin_token": token})

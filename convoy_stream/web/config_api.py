@@ -1,0 +1,243 @@
+"""Management API: projects, endpoints, subscriptions, sources (Convoy v1 paths).
+
+Writes go to the config topic (acks=all) and are visible to this worker
+before the answer; see `tables/config.py`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from aiohttp import web
+
+from ..ids import mask_id, new_api_key, new_ulid
+from ..secrets_redaction import ENDPOINT_SECRET_PATHS, SOURCE_SECRET_PATHS, keep_stored_secrets, redact
+from ..validation import ValidationError, validate_endpoint, validate_project, validate_source, validate_subscription
+from .context import Context, ctx
+from .envelope import ApiError, ok, read_json
+from .pagination import paginate
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _validated(fn: Callable[..., dict[str, Any]], body: Any, **kwargs: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ApiError(400, "body must be a JSON object")
+    try:
+        return fn(body, **kwargs)
+    except ValidationError as exc:
+        raise ApiError(400, str(exc)) from exc
+
+
+# -- projects ------------------------------------------------------------------------------
+
+def _project_view(project: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in project.items() if k != "internal"}
+
+
+async def create_project(request: web.Request) -> web.Response:
+    c = ctx(request)
+    c.admin(request)
+    fields = _validated(validate_project, await read_json(request))
+    stamp = now()
+    project = {"uid": new_ulid(), **fields, "organisation_id": "", "created_at": stamp, "updated_at": stamp, "deleted_at": None}
+    key, mask, digest = new_api_key()
+    await c.config.put("project", project["uid"], project)
+    api_key = {"uid": mask, "project_id": project["uid"], "digest": digest, "name": f"{project['name']}'s default key",
+               "role": {"type": "admin", "project": project["uid"]}, "key_type": "project", "created_at": stamp}
+    await c.config.put("apikey", mask, api_key)
+    shown_key = {k: v for k, v in api_key.items() if k != "digest"} | {"key": key}
+    return ok({"project": _project_view(project), "api_key": shown_key}, "Project created successfully", 201)
+
+
+async def get_project(request: web.Request) -> web.Response:
+    project = ctx(request).project(request)
+    return ok(_project_view(project), "Project fetched successfully")
+
+
+async def update_project(request: web.Request) -> web.Response:
+    c = ctx(request)
+    project = c.project(request)
+    fields = _validated(validate_project, await read_json(request), update=True)
+    updated = {**project, **fields, "uid": project["uid"], "updated_at": now()}
+    await c.config.put("project", project["uid"], updated)
+    return ok(_project_view(updated), "Project updated successfully", 202)
+
+
+async def delete_project(request: web.Request) -> web.Response:
+    c = ctx(request)
+    project = c.project(request)
+    for kind in ("subscription", "endpoint", "source", "apikey"):
+        for entity in c.config.project_entities(kind, project["uid"]):
+            await c.config.delete(kind, entity["uid"])
+    await c.config.delete("project", project["uid"])
+    return ok(None, "Project deleted successfully")
+
+
+# -- generic project-scoped resources ----------------------------------------------------
+
+class Resource:
+    """CRUD for one kind of project-scoped config entity."""
+
+    def __init__(self, kind: str, label: str, secret_paths: tuple[tuple[str, ...], ...] = ()) -> None:
+        self.kind = kind
+        self.label = label
+        self.secret_paths = secret_paths
+
+    # hooks ------------------------------------------------------------------------------
+    def validate(self, c: Context, project: dict[str, Any], body: Any, *, update: bool) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def complete(self, c: Context, project: dict[str, Any], entity: dict[str, Any], *, created: bool) -> dict[str, Any]:
+        return entity
+
+    def view(self, c: Context, entity: dict[str, Any]) -> dict[str, Any]:
+        return redact(entity, self.secret_paths)
+
+    def matches_query(self, entity: dict[str, Any], query: Any) -> bool:
+        return True
+
+    async def cascade_delete(self, c: Context, entity: dict[str, Any]) -> None:
+        return None
+
+    # handlers ----------------------------------------------------------------------------
+    def find(self, c: Context, project: dict[str, Any], uid: str) -> dict[str, Any]:
+        entity = c.config.get(self.kind, uid)
+        if entity is None or entity.get("project_id") != project["uid"]:
+            raise ApiError(404, f"{self.kind} not found")
+        return entity
+
+    async def create(self, request: web.Request) -> web.Response:
+        c = ctx(request)
+        project = c.project(request)
+        fields = self.validate(c, project, await read_json(request), update=False)
+        stamp = now()
+        entity = {"uid": new_ulid(), "project_id": project["uid"], **fields, "created_at": stamp, "updated_at": stamp, "deleted_at": None}
+        entity = self.complete(c, project, entity, created=True)
+        await c.config.put(self.kind, entity["uid"], entity)
+        return ok(entity, f"{self.label} created successfully", 201)
+
+    async def get(self, request: web.Request) -> web.Response:
+        c = ctx(request)
+        project = c.project(request)
+        entity = self.find(c, project, request.match_info["uid"])
+        return ok(self.view(c, entity), f"{self.label} fetched successfully")
+
+    async def list(self, request: web.Request) -> web.Response:
+        c = ctx(request)
+        project = c.project(request)
+        items = [self.view(c, e) for e in c.config.project_entities(self.kind, project["uid"]) if self.matches_query(e, request.query)]
+        items.sort(key=lambda e: e["uid"], reverse=True)
+        return ok(paginate(items, request.query), f"{self.label}s fetched successfully")
+
+    async def update(self, request: web.Request) -> web.Response:
+        c = ctx(request)
+        project = c.project(request)
+        old = self.find(c, project, request.match_info["uid"])
+        fields = self.validate(c, project, await read_json(request), update=True)
+        fields = keep_stored_secrets(fields, old, self.secret_paths)
+        entity = self.complete(c, project, {**old, **fields, "uid": old["uid"], "project_id": old["project_id"], "updated_at": now()}, created=False)
+        await c.config.put(self.kind, entity["uid"], entity)
+        return ok(self.view(c, entity), f"{self.label} updated successfully", 202)
+
+    async def delete(self, request: web.Request) -> web.Response:
+        c = ctx(request)
+        project = c.project(request)
+        entity = self.find(c, project, request.match_info["uid"])
+        await self.cascade_delete(c, entity)
+        await c.config.delete(self.kind, entity["uid"])
+        return ok(None, f"{self.label} deleted successfully")
+
+    def install(self, router: web.UrlDispatcher, collection: str) -> None:
+        base = f"/api/v1/projects/{{projectID}}/{collection}"
+        router.add_post(base, self.create)
+        router.add_get(base, self.list)
+        router.add_get(base + "/{uid}", self.get)
+        router.add_put(base + "/{uid}", self.update)
+        router.add_delete(base + "/{uid}", self.delete)
+
+
+async def _delete_subscriptions(c: Context, subscriptions: list[dict[str, Any]]) -> None:
+    for subscription in subscriptions:
+        await c.config.delete("subscription", subscription["uid"])
+
+
+class Endpoints(Resource):
+    def __init__(self) -> None:
+        super().__init__("endpoint", "Endpoint", ENDPOINT_SECRET_PATHS)
+
+    def validate(self, c: Context, project: dict[str, Any], body: Any, *, update: bool) -> dict[str, Any]:
+        return _validated(validate_endpoint, body, update=update)
+
+    def complete(self, c: Context, project: dict[str, Any], entity: dict[str, Any], *, created: bool) -> dict[str, Any]:
+        if not entity.get("secret"):
+            entity["secret"] = mask_id(32)
+        return entity
+
+    def matches_query(self, entity: dict[str, Any], query: Any) -> bool:
+        q = query.get("q", "")
+        owner = query.get("ownerId", "")
+        return (not q or q.lower() in entity.get("name", "").lower()) and (not owner or entity.get("owner_id") == owner)
+
+    async def cascade_delete(self, c: Context, entity: dict[str, Any]) -> None:
+        await _delete_subscriptions(c, c.config.subscriptions_for_endpoint(entity["uid"]))
+
+
+class Subscriptions(Resource):
+    def __init__(self) -> None:
+        super().__init__("subscription", "Subscription")
+
+    def validate(self, c: Context, project: dict[str, Any], body: Any, *, update: bool) -> dict[str, Any]:
+        fields = _validated(validate_subscription, body, project_type=project.get("type", "outgoing"), update=update)
+        endpoint_id = fields.get("endpoint_id")
+        if endpoint_id and c.config.endpoint(project["uid"], endpoint_id) is None:
+            raise ApiError(400, "failed to find endpoint")
+        source_id = fields.get("source_id")
+        if source_id:
+            source = c.config.get("source", source_id)
+            if source is None or source.get("project_id") != project["uid"]:
+                raise ApiError(400, "failed to find source")
+        return fields
+
+    def matches_query(self, entity: dict[str, Any], query: Any) -> bool:
+        endpoints = query.getall("endpointId", []) if hasattr(query, "getall") else []
+        return not endpoints or entity.get("endpoint_id") in endpoints
+
+
+class Sources(Resource):
+    def __init__(self) -> None:
+        super().__init__("source", "Source", SOURCE_SECRET_PATHS)
+
+    def validate(self, c: Context, project: dict[str, Any], body: Any, *, update: bool) -> dict[str, Any]:
+        return _validated(validate_source, body, update=update)
+
+    def complete(self, c: Context, project: dict[str, Any], entity: dict[str, Any], *, created: bool) -> dict[str, Any]:
+        if created:
+            entity["mask_id"] = mask_id(16)
+            entity.setdefault("is_disabled", False)
+            if entity.get("provider") == "twitter":
+                entity.setdefault("provider_config", {"twitter": {"crc_verified_at": None}})
+        entity["url"] = f"{c.settings.base_url}/ingest/{entity['mask_id']}" if entity.get("type") == "http" else ""
+        return entity
+
+    def matches_query(self, entity: dict[str, Any], query: Any) -> bool:
+        q, kind, provider = query.get("q", ""), query.get("type", ""), query.get("provider", "")
+        return ((not q or q.lower() in entity.get("name", "").lower())
+                and (not kind or entity.get("type") == kind)
+                and (not provider or entity.get("provider") == provider))
+
+    async def cascade_delete(self, c: Context, entity: dict[str, Any]) -> None:
+        await _delete_subscriptions(c, c.config.subscriptions_for_source(entity["uid"]))
+
+
+def install(router: web.UrlDispatcher) -> None:
+    router.add_post("/api/v1/projects", create_project)
+    router.add_get("/api/v1/projects/{projectID}", get_project)
+    router.add_put("/api/v1/projects/{projectID}", update_project)
+    router.add_delete("/api/v1/projects/{projectID}", delete_project)
+    Endpoints().install(router, "endpoints")
+    Subscriptions().install(router, "subscriptions")
+    Sources().install(router, "sources")

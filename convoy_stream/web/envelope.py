@@ -1,0 +1,75 @@
+"""Convoy's response envelope and the one place errors become HTTP answers.
+
+Every answer is `{"status": bool, "message": str, "data": ...}`. Handlers
+raise `ApiError` for the client's mistakes (4xx) and `KafkaUnavailable`
+becomes 503; anything else is logged and answered 500 without detail.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Awaitable, Callable
+
+import orjson
+from aiohttp import web
+
+from ..publisher import KafkaUnavailable
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS), status=status,
+        content_type="application/json", headers=headers,
+    )
+
+
+def ok(data: Any, message: str, status: int = 200) -> web.Response:
+    return json_response({"status": True, "message": message, "data": data}, status)
+
+
+def error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return json_response({"status": False, "message": message}, status, headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error(exc.status, exc.message, exc.headers)
+    except KafkaUnavailable as exc:
+        log.warning("kafka unavailable for %s %s: %s", request.method, request.path, exc)
+        return error(503, "event store unavailable, retry later", {"Retry-After": "1"})
+    except web.HTTPException as exc:
+        if exc.status >= 400 and exc.status != 415:
+            return error(exc.status, exc.reason or "request failed")
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error(500, "internal server error")
+
+
+async def read_json(request: web.Request) -> Any:
+    """Body as JSON with Convoy's decode messages; 415 for non-JSON content types."""
+    content_type = request.headers.get("Content-Type", "")
+    if content_type and not content_type.lower().startswith("application/json"):
+        raise web.HTTPUnsupportedMediaType()
+    from ..validation import ValidationError, decode_json_body
+
+    raw = await request.read()
+    try:
+        return decode_json_body(raw)
+    except ValidationError as exc:
+        raise ApiError(400, str(exc)) from exc

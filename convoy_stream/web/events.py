@@ -1,0 +1,161 @@
+"""REST event API for outgoing projects, and event/delivery lookups.
+
+POST answers 201 only after Kafka acknowledged the ingest record (503
+otherwise) and, unlike Convoy, returns the event so a client can look it up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from ..ids import mask_id, new_ulid
+from ..records import IngestRecord
+from ..routing import catch_all_subscription
+from ..validation import ValidationError, validate_event
+from .config_api import now
+from .context import Context, ctx
+from .envelope import ApiError, ok, read_json
+from .lookups import ask_all, ask_owner
+from .pagination import paginate
+
+MESSAGES = {
+    "single": "Event queued successfully",
+    "fanout": "Endpoint fanout event queued successfully",
+    "broadcast": "Broadcast event created successfully",
+    "dynamic": "Dynamic event created successfully",
+}
+DUPLICATE = "Duplicate event received, but will not be sent"
+
+
+def dedup_key(project_id: str, idempotency_key: str) -> str:
+    return f"{project_id}:{idempotency_key}" if idempotency_key else ""
+
+
+async def is_known_duplicate(request: web.Request, project_id: str, key: str) -> bool:
+    """Best-effort answer for the response message; the agent decides for real."""
+    if not key:
+        return False
+    try:
+        return bool(await ask_owner(request, "idempotency", "events_by_dedup", project_id, key))
+    except ApiError:
+        return False
+
+
+async def _ensure_subscription(c: Context, endpoint: dict[str, Any]) -> None:
+    """Convoy gives an endpoint with no subscription a catch-all one."""
+    if not c.config.subscriptions_for_endpoint(endpoint["uid"]):
+        subscription = catch_all_subscription(endpoint) | {"uid": new_ulid(), "created_at": now(), "updated_at": now(), "deleted_at": None}
+        await c.config.put("subscription", subscription["uid"], subscription)
+
+
+async def _dynamic_endpoint(c: Context, project: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    endpoint = c.config.endpoint_by_url(project["uid"], fields["url"])
+    if endpoint is None:
+        stamp = now()
+        endpoint = {"uid": new_ulid(), "project_id": project["uid"], "name": fields["url"], "url": fields["url"],
+                    "secret": fields.get("secret") or mask_id(32), "owner_id": "", "description": "", "status": "active",
+                    "created_at": stamp, "updated_at": stamp, "deleted_at": None}
+        await c.config.put("endpoint", endpoint["uid"], endpoint)
+    if not c.config.subscriptions_for_endpoint(endpoint["uid"]):
+        stamp = now()
+        subscription = catch_all_subscription(endpoint) | {"uid": new_ulid(), "created_at": stamp, "updated_at": stamp, "deleted_at": None}
+        subscription["filter_config"]["event_types"] = fields.get("event_types") or ["*"]
+        await c.config.put("subscription", subscription["uid"], subscription)
+    return endpoint
+
+
+def create_event(kind: str) -> Any:
+    async def handler(request: web.Request) -> web.Response:
+        c = ctx(request)
+        project = c.project(request)
+        if project.get("type") != "outgoing":
+            raise ApiError(400, "events can only be pushed to outgoing projects; incoming projects receive webhooks on their sources' ingest URLs")
+        body = await read_json(request)
+        try:
+            fields = validate_event(kind, body)
+        except ValidationError as exc:
+            raise ApiError(400, str(exc)) from exc
+        endpoint_id = fields.get("endpoint_id") or fields.get("app_id") or ""
+        record_kind = kind
+        if kind == "single":
+            endpoint = c.config.endpoint(project["uid"], endpoint_id)
+            if endpoint is None:
+                raise ApiError(400, "endpoint not found")
+            await _ensure_subscription(c, endpoint)
+        elif kind == "dynamic":
+            endpoint_id = (await _dynamic_endpoint(c, project, fields))["uid"]
+            record_kind = "single"
+        idempotency_key = fields.get("idempotency_key") or ""
+        key = dedup_key(project["uid"], idempotency_key)
+        duplicate = await is_known_duplicate(request, project["uid"], key)
+        headers = {k.lower(): str(v) for k, v in (fields.get("custom_headers") or {}).items()}
+        record = IngestRecord(
+            uid=c.publisher.mint_event_id(key), project_id=project["uid"], kind=record_kind,
+            event_type=fields["event_type"], data=fields["data"], created_at=now(),
+            endpoint_id=endpoint_id, owner_id=fields.get("owner_id") or "",
+            idempotency_key=idempotency_key, dedup_key=key, headers=headers, forward_headers=headers,
+        )
+        await c.publisher.publish(record)
+        event = {"uid": record.uid, "event_type": record.event_type, "project_id": record.project_id,
+                 "endpoint_id": record.endpoint_id, "owner_id": record.owner_id, "data": record.data,
+                 "headers": {k: [v] for k, v in headers.items()}, "idempotency_key": idempotency_key,
+                 "is_duplicate_event": duplicate, "status": "Pending", "created_at": record.created_at}
+        return ok(event, DUPLICATE if duplicate else MESSAGES[kind], 201)
+
+    return handler
+
+
+async def get_event(request: web.Request) -> web.Response:
+    project = ctx(request).project(request)
+    uid = request.match_info["eventID"]
+    event = await ask_owner(request, "events", "event", project["uid"], uid)
+    if event is None:
+        raise ApiError(404, "event not found")
+    return ok(event, "Event fetched successfully")
+
+
+async def list_events(request: web.Request) -> web.Response:
+    project = ctx(request).project(request)
+    query = request.query
+    if query.get("idempotencyKey"):
+        found = await ask_owner(request, "idempotency", "events_by_dedup", project["uid"], dedup_key(project["uid"], query["idempotencyKey"]))
+    elif query.get("brokerMessageId"):
+        found = [e for part in await ask_all(request, "events", "events_by_broker_id", project["uid"], query["brokerMessageId"]) for e in part]
+    else:
+        raise ApiError(400, "provide idempotencyKey or brokerMessageId (full event listing is not available yet)")
+    found.sort(key=lambda e: e["uid"], reverse=True)
+    return ok(paginate(found, query), "Events fetched successfully")
+
+
+async def list_deliveries(request: web.Request) -> web.Response:
+    project = ctx(request).project(request)
+    query = request.query
+    if query.get("eventId"):
+        found = await ask_owner(request, "events", "deliveries_of_event", project["uid"], query["eventId"])
+    elif query.get("brokerMessageId"):
+        found = [d for part in await ask_all(request, "events", "deliveries_by_broker_id", project["uid"], query["brokerMessageId"]) for d in part]
+    else:
+        raise ApiError(400, "provide eventId or brokerMessageId (full delivery listing is not available yet)")
+    found.sort(key=lambda d: d["uid"], reverse=True)
+    return ok(paginate(found, query), "Event deliveries fetched successfully")
+
+
+async def get_delivery(request: web.Request) -> web.Response:
+    project = ctx(request).project(request)
+    delivery = await ask_owner(request, "deliveries", "delivery", project["uid"], request.match_info["deliveryID"])
+    if delivery is None:
+        raise ApiError(404, "event delivery not found")
+    return ok(delivery, "Event Delivery fetched successfully")
+
+
+def install(router: web.UrlDispatcher) -> None:
+    base = "/api/v1/projects/{projectID}"
+    router.add_post(base + "/events", create_event("single"))
+    for kind in ("fanout", "broadcast", "dynamic"):
+        router.add_post(f"{base}/events/{kind}", create_event(kind))
+    router.add_get(base + "/events", list_events)
+    router.add_get(base + "/events/{eventID}", get_event)
+    router.add_get(base + "/eventdeliveries", list_deliveries)
+    router.add_get(base + "/eventdeliveries/{deliveryID}", get_delivery)

@@ -1,0 +1,161 @@
+"""Webhook ingest: `POST|PUT|PATCH /ingest/{maskID}` and the X/Twitter CRC `GET`.
+
+Order matters (spec/decisions.md): find the source, refuse disabled ones,
+read the body within the project's size limit while streaming, verify the
+raw bytes (then the converted body, as Convoy), and only then touch
+idempotency. The answer is sent after Kafka acknowledged the record.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ..records import IngestRecord
+from ..verifiers import UnknownProvider, VerificationError, VerifierConfigError, WebhookRequest, build_verifier, twitter_crc_response
+from ..webhook_payload import PayloadError, convert_body, extract_event_type, forwarded_headers, idempotency_key, redact_headers
+from .config_api import now
+from .context import Context, ctx
+from .envelope import ApiError, json_response
+from .events import DUPLICATE, dedup_key, is_known_duplicate
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_PAYLOAD = 51200
+CHUNK = 64 * 1024
+
+
+def _source(c: Context, request: web.Request) -> tuple[dict[str, Any], dict[str, Any]]:
+    c.require_ready()
+    source = c.config.source_by_mask(request.match_info["maskID"])
+    if source is None:
+        raise ApiError(404, "Resource not found")
+    if source.get("type") != "http":
+        raise ApiError(400, "Source type needs to be HTTP")
+    if source.get("is_disabled"):
+        raise ApiError(403, "source is disabled")
+    project = c.config.get("project", source["project_id"])
+    if project is None:
+        raise ApiError(404, "Resource not found")
+    return source, project
+
+
+async def _read_limited(request: web.Request, limit: int) -> bytes:
+    """The body, refusing more than `limit` bytes whether or not Content-Length was sent."""
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "request body too large")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.read(CHUNK)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "request body too large")
+        chunks.append(chunk)
+
+
+def _verify(source: dict[str, Any], request: WebhookRequest, converted: bytes | None) -> None:
+    """Raw body first, then the converted body (Convoy's compatibility fallback)."""
+    try:
+        verifier = build_verifier(source)
+    except UnknownProvider as exc:
+        raise ApiError(400, "Provider type undefined") from exc
+    except VerifierConfigError as exc:
+        log.warning("source %s has an unusable verifier: %s", source["uid"], exc)
+        raise ApiError(400, "source has no valid verifier configured") from exc
+    try:
+        verifier.verify(request)
+        return
+    except VerificationError as first:
+        reason = first
+    if converted is not None and converted != request.body:
+        try:
+            verifier.verify(WebhookRequest(request.method, request.url, request.headers, converted))
+            return
+        except VerificationError:
+            pass
+    log.info("webhook verification failed for source %s (%s): %s: %s", source["uid"],
+             source.get("provider") or (source.get("verifier") or {}).get("type") or "noop", type(reason).__name__, reason)
+    raise ApiError(400, "Request verification failed")
+
+
+async def ingest(request: web.Request) -> web.Response:
+    c = ctx(request)
+    source, project = _source(c, request)
+    limit = int((project.get("config") or {}).get("max_payload_read_size") or DEFAULT_MAX_PAYLOAD)
+    body = await _read_limited(request, limit)
+    content_type = request.headers.get("Content-Type")
+    headers = dict(request.headers)
+    try:
+        converted: bytes | None = convert_body(content_type, body)
+    except PayloadError:
+        converted = None
+    _verify(source, WebhookRequest(request.method, c.settings.base_url + request.path_qs, headers, body), converted)
+    if converted is None:
+        raise ApiError(400, "Invalid request format")
+
+    query = {k: request.query.getall(k) for k in request.query.keys()}
+    event_type = source["mask_id"]
+    if source.get("event_type_location"):
+        try:
+            event_type = extract_event_type(source["event_type_location"], headers=headers, query=query, body=converted)
+        except PayloadError as exc:
+            raise ApiError(400, str(exc)) from exc
+    try:
+        checksum = idempotency_key(source["uid"], source.get("idempotency_keys") or [], headers=headers, query=query,
+                                   body=body, content_type=content_type) or ""
+    except PayloadError as exc:
+        raise ApiError(400, str(exc)) from exc
+
+    api_key_header = ((source.get("verifier") or {}).get("api_key") or {}).get("header_name") or ""
+    stored = redact_headers(headers, extra=[api_key_header] if api_key_header else [])
+    stored["x-convoy-source-id"] = source["mask_id"]
+    try:
+        data: Any = orjson.loads(converted)
+        raw = None
+    except orjson.JSONDecodeError:
+        data, raw = None, converted.decode("utf-8", "replace")
+    key = dedup_key(project["uid"], checksum)
+    record = IngestRecord(
+        uid=c.publisher.mint_event_id(key), project_id=project["uid"], kind="webhook", event_type=event_type,
+        data=data, raw=raw, created_at=now(), source_id=source["uid"], idempotency_key=checksum, dedup_key=key,
+        headers=stored, forward_headers=forwarded_headers(stored, source.get("forward_headers")),
+        url_query_params=request.query_string, url_path=request.path,
+    )
+    duplicate = await is_known_duplicate(request, project["uid"], key)
+    await c.publisher.publish(record)
+    custom = source.get("custom_response") or {}
+    if custom.get("body"):
+        return web.Response(body=custom["body"].encode(), status=200,
+                            content_type=None, headers={"Content-Type": custom.get("content_type") or "text/plain; charset=utf-8"})
+    return json_response({"status": True, "message": DUPLICATE if duplicate else "Event received", "data": len(converted)})
+
+
+async def crc(request: web.Request) -> web.Response:
+    """X/Twitter's challenge-response check; records when the source last passed it."""
+    c = ctx(request)
+    source, _ = _source(c, request)
+    if not source.get("provider"):
+        raise ApiError(400, "Provider type undefined")
+    if source["provider"] != "twitter":
+        raise ApiError(400, "Provider type is not supported")
+    token = request.query.get("crc_token", "")
+    secret = ((source.get("verifier") or {}).get("hmac") or {}).get("secret", "")
+    if not token or not secret:
+        raise ApiError(400, "CRC verification failed")
+    stamp = datetime.now(timezone.utc).isoformat()
+    updated = {**source, "provider_config": {"twitter": {"crc_verified_at": stamp}}}
+    await c.config.put("source", source["uid"], updated)
+    return json_response(twitter_crc_response(secret, token))
+
+
+def install(router: web.UrlDispatcher) -> None:
+    for method in ("POST", "PUT", "PATCH"):
+        router.add_route(method, "/ingest/{maskID}", ingest)
+    router.add_get("/ingest/{maskID}", crc)

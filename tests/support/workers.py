@@ -1,0 +1,138 @@
+"""Run real convoy-stream worker processes for integration tests.
+
+A worker here is exactly what `convoy-stream worker` runs for a user: its own
+process, its own HTTP port and data dir, joined to the app's consumer group
+through Kafka. Tests talk to it over HTTP and read the delivery topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from convoy_stream.embedded_kafka import free_port
+
+
+@dataclass
+class Worker:
+    bootstrap: str
+    data_dir: Path
+    app_id: str
+    admin_token: str
+    port: int = field(default_factory=free_port)
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "worker.log"
+
+    def start(self) -> "Worker":
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
+            "CONVOY_STREAM_PORT": str(self.port),
+            "CONVOY_STREAM_DATA_DIR": str(self.data_dir),
+            "CONVOY_STREAM_APP_ID": self.app_id,
+            "CONVOY_STREAM_ADMIN_TOKEN": self.admin_token,
+            "CONVOY_STREAM_TABLE_STORE": "memory://",
+            "CONVOY_STREAM_LOG_LEVEL": "info",
+            **self.env,
+        }
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "convoy_stream.cli", "worker"], env=env,
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        return self
+
+    def wait_healthy(self, timeout: float = 60) -> "Worker":
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                pytest.fail(f"worker exited with {self.process.returncode}:\n{self.log_tail()}", pytrace=False)
+            try:
+                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        pytest.fail(f"worker not healthy after {timeout}s:\n{self.log_tail()}", pytrace=False)
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+
+def eventually(check: Callable[[], Any], timeout: float = 20, interval: float = 0.2) -> Any:
+    """Poll `check` until it returns something truthy; fail with its last value."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    pytest.fail(f"condition not met within {timeout}s; last value: {last!r}", pytrace=False)
+
+
+def read_topic(bootstrap: str, topic: str, *, until: Callable[[list[dict[str, Any]]], bool], timeout: float = 20) -> list[dict[str, Any]]:
+    """Every JSON record of `topic` from the beginning, once `until(records)` holds."""
+
+    async def consume() -> list[dict[str, Any]]:
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                    enable_auto_commit=False, group_id=None)
+        await consumer.start()
+        records: list[dict[str, Any]] = []
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                batches = await consumer.getmany(timeout_ms=300)
+                for messages in batches.values():
+                    for message in messages:
+                        document = orjson.loads(message.value)
+                        document["__key"] = orjson.loads(message.key) if message.key else None
+                        records.append(document)
+                if until(records):
+                    return records
+            return records
+        finally:
+            await consumer.stop()
+
+    records = asyncio.run(consume())
+    if not until(records):
+        pytest.fail(f"{topic}: condition not met within {timeout}s; {len(records)} records read", pytrace=False)
+    return records
