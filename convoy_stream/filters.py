@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 __all__ = [
@@ -332,7 +332,7 @@ _ORDER_FUNCS = {
 }
 
 
-def _any_element(value: Any, predicate: Any) -> bool:
+def _any_element(value: Any, predicate: Callable[[Any], bool]) -> bool:
     if isinstance(value, list):
         return any(predicate(v) for v in value)
     return bool(predicate(value))

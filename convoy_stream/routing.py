@@ -16,7 +16,7 @@ from typing import Any, Iterable, Protocol
 
 from ulid import ULID
 
-from .filters import event_type_matches, matches
+from .filters import event_type_matches, matches, matches_headers
 from .ids import mint_id, partition_for
 from .records import Delivery, IngestRecord
 
@@ -83,7 +83,7 @@ def subscription_accepts(subscription: dict[str, Any], record: IngestRecord) -> 
     content = filter_config.get("filter") or {}
     if content.get("body") and not matches(content["body"], record.data):
         return False
-    if content.get("headers") and not matches(content["headers"], _all_headers(record)):
+    if content.get("headers") and not matches_headers(content["headers"], _all_headers(record)):
         return False
     return True
 

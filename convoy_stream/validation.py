@@ -248,6 +248,7 @@ def validate_source(
     body: Any,
     *,
     update: bool = False,
+    current: Mapping[str, Any] | None = None,
     max_custom_response_size: int = MAX_CUSTOM_RESPONSE_SIZE,
 ) -> dict[str, Any]:
     """Validate a source create (``update=False``) or update body (sections 1.1-1.3, 5.1).
@@ -268,8 +269,11 @@ def validate_source(
     * ``custom_response.body`` size is also checked on update (Convoy: create only).
     * ``pub_sub`` is validated only for ``type: pub_sub`` and dropped for other types;
       no live broker connection is made here (that is the bridge's job).
-    * The event-type location's payload-signature rule is checked against this body's
-      provider/verifier; ingest checks it again against the stored source.
+    * On update, pass the stored source as ``current``: a ``provider`` or
+      ``event_type_location`` left out of the body is taken from it for the cross-field
+      checks (provider secret, payload-signature rule), though only sent fields are
+      returned. Convoy's update model has no ``provider`` at all, so clients rarely
+      resend it. Ingest checks the location rule again regardless.
     """
     obj = _object(body)
     errors = _FieldErrors()
@@ -283,12 +287,13 @@ def validate_source(
         errors.add("type", "unsupported source type")
     errors.raise_if_any()
 
-    provider = _str(obj, "provider")
+    stored = current if update and current is not None else {}
+    provider = _str(obj, "provider") if obj.get("provider") is not None else str(stored.get("provider") or "")
     if provider and provider not in PROVIDERS:
         raise ValidationError("provider:unsupported source provider")
     verifier = _validate_verifier(obj.get("verifier"), provider)
 
-    result: dict[str, Any] = {"name": name, "type": source_type, "verifier": verifier}
+    result: dict[str, Any] = {"name": name.strip(), "type": source_type, "verifier": verifier}
     present = (lambda key: obj.get(key) is not None) if update else (lambda key: True)
 
     if present("provider"):
@@ -300,13 +305,13 @@ def validate_source(
         except LocationError as exc:
             raise _location_error(exc) from None
         result["idempotency_keys"] = keys
+    location = (_str(obj, "event_type_location") if obj.get("event_type_location") is not None
+                else str(stored.get("event_type_location") or ""))
+    try:
+        validate_event_type_location(location, payload_signature=bool(provider) or verifier["type"] == "hmac")
+    except LocationError as exc:
+        raise _location_error(exc) from None
     if present("event_type_location"):
-        location = _str(obj, "event_type_location")
-        payload_signature = bool(provider) or verifier["type"] == "hmac"
-        try:
-            validate_event_type_location(location, payload_signature=payload_signature)
-        except LocationError as exc:
-            raise _location_error(exc) from None
         result["event_type_location"] = location
     if present("custom_response"):
         result["custom_response"] = _validate_custom_response(obj, max_custom_response_size)
@@ -317,11 +322,12 @@ def validate_source(
         result["pub_sub"] = validate_pub_sub(obj.get("pub_sub"))
     elif not update:
         result["pub_sub"] = None
-    if update:
-        if obj.get("is_disabled") is not None:
-            result["is_disabled"] = _opt_bool(obj, "is_disabled")
-        if obj.get("forward_headers") is not None:
-            result["forward_headers"] = _validate_forward_headers(obj)
+    # Convoy accepts these on update only; a user creating a source expects them to work
+    # at once, so convoy-stream accepts them on create too.
+    if obj.get("is_disabled") is not None:
+        result["is_disabled"] = _opt_bool(obj, "is_disabled")
+    if obj.get("forward_headers") is not None:
+        result["forward_headers"] = _validate_forward_headers(obj)
     return result
 
 

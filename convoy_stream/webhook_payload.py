@@ -494,11 +494,14 @@ class _BodyReader:
         return _json_path_text(self._json, selector.split("."))
 
 
+_INDEX = re.compile(r"0|[1-9][0-9]*")
+
+
 def _json_path_text(node: Any, path: list[str]) -> str | None:
     for key in path:
         if isinstance(node, dict) and key in node:
             node = node[key]
-        elif isinstance(node, list) and re.fullmatch(r"0|[1-9][0-9]*", key) and int(key) < len(node):
+        elif isinstance(node, list) and _INDEX.fullmatch(key) and int(key) < len(node):
             node = node[int(key)]
         else:
             return None
@@ -535,5 +538,14 @@ def forwarded_headers(stored: Mapping[str, str], forward: list[str] | None) -> d
     return {
         name: value
         for name, value in stored.items()
-        if value != REDACTED and (not wanted or name.lower() in wanted)
+        if value != REDACTED
+        and (name.lower() in wanted if wanted else name.lower() not in HOP_BY_HOP)
     }
+
+
+#: Headers that describe the provider's connection to us, not the event: a
+#: dispatcher must not copy them onto its own request to the endpoint.
+HOP_BY_HOP = frozenset({
+    "host", "content-length", "connection", "keep-alive", "transfer-encoding", "te", "trailer",
+    "upgrade", "expect", "proxy-connection", "accept-encoding",
+})

@@ -88,7 +88,7 @@ class Resource:
         self.secret_paths = secret_paths
 
     # hooks ------------------------------------------------------------------------------
-    def validate(self, c: Context, project: dict[str, Any], body: Any, *, update: bool) -> dict[str, Any]:
+    def validate(self, c: Context, project: dict[str, Any], body: Any, *, current: dict[str, Any] | None) -> dict[str, Any]:
         raise NotImplementedError
 
     def complete(self, c: Context, project: dict[str, Any], entity: dict[str, Any], *, created: bool) -> dict[str, Any]:
@@ -113,7 +113,7 @@ class Resource:
     async def create(self, request: web.Request) -> web.Response:
         c = ctx(request)
         project = c.project(request)
-        fields = self.validate(c, project, await read_json(request), update=False)
+        fields = self.validate(c, project, await read_json(request), current=None)
         stamp = now()
         entity = {"uid": new_ulid(), "project_id": project["uid"], **fields, "created_at": stamp, "updated_at": stamp, "deleted_at": None}
         entity = self.complete(c, project, entity, created=True)
@@ -137,7 +137,7 @@ class Resource:
         c = ctx(request)
         project = c.project(request)
         old = self.find(c, project, request.match_info["uid"])
-        fields = self.validate(c, project, await read_json(request), update=True)
+        fields = self.validate(c, project, await read_json(request), current=old)
         fields = keep_stored_secrets(fields, old, self.secret_paths)
         entity = self.complete(c, project, {**old, **fields, "uid": old["uid"], "project_id": old["project_id"], "updated_at": now()}, created=False)
         await c.config.put(self.kind, entity["uid"], entity)
@@ -169,8 +169,8 @@ class Endpoints(Resource):
     def __init__(self) -> None:
         super().__init__("endpoint", "Endpoint", ENDPOINT_SECRET_PATHS)
 
-    def validate(self, c: Context, project: dict[str, Any], body: Any, *, update: bool) -> dict[str, Any]:
-        return _validated(validate_endpoint, body, update=update)
+    def validate(self, c: Context, project: dict[str, Any], body: Any, *, current: dict[str, Any] | None) -> dict[str, Any]:
+        return _validated(validate_endpoint, body, update=current is not None)
 
     def complete(self, c: Context, project: dict[str, Any], entity: dict[str, Any], *, created: bool) -> dict[str, Any]:
         if not entity.get("secret"):
@@ -190,8 +190,8 @@ class Subscriptions(Resource):
     def __init__(self) -> None:
         super().__init__("subscription", "Subscription")
 
-    def validate(self, c: Context, project: dict[str, Any], body: Any, *, update: bool) -> dict[str, Any]:
-        fields = _validated(validate_subscription, body, project_type=project.get("type", "outgoing"), update=update)
+    def validate(self, c: Context, project: dict[str, Any], body: Any, *, current: dict[str, Any] | None) -> dict[str, Any]:
+        fields = _validated(validate_subscription, body, project_type=project.get("type", "outgoing"), update=current is not None)
         endpoint_id = fields.get("endpoint_id")
         if endpoint_id and c.config.endpoint(project["uid"], endpoint_id) is None:
             raise ApiError(400, "failed to find endpoint")
@@ -211,8 +211,8 @@ class Sources(Resource):
     def __init__(self) -> None:
         super().__init__("source", "Source", SOURCE_SECRET_PATHS)
 
-    def validate(self, c: Context, project: dict[str, Any], body: Any, *, update: bool) -> dict[str, Any]:
-        return _validated(validate_source, body, update=update)
+    def validate(self, c: Context, project: dict[str, Any], body: Any, *, current: dict[str, Any] | None) -> dict[str, Any]:
+        return _validated(validate_source, body, update=current is not None, current=current)
 
     def complete(self, c: Context, project: dict[str, Any], entity: dict[str, Any], *, created: bool) -> dict[str, Any]:
         if created:

@@ -12,12 +12,11 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from ..records import IngestRecord
 from ..verifiers import UnknownProvider, VerificationError, VerifierConfigError, WebhookRequest, build_verifier, twitter_crc_response
-from ..webhook_payload import PayloadError, convert_body, extract_event_type, forwarded_headers, idempotency_key, redact_headers
+from ..webhook_payload import PayloadError, convert_body, extract_event_type, forwarded_headers, idempotency_key, loads_json, redact_headers
 from .config_api import now
 from .context import Context, ctx
 from .envelope import ApiError, json_response
@@ -117,9 +116,9 @@ async def ingest(request: web.Request) -> web.Response:
     stored = redact_headers(headers, extra=[api_key_header] if api_key_header else [])
     stored["x-convoy-source-id"] = source["mask_id"]
     try:
-        data: Any = orjson.loads(converted)
+        data: Any = loads_json(converted.decode("utf-8"))
         raw = None
-    except orjson.JSONDecodeError:
+    except (ValueError, RecursionError):
         data, raw = None, converted.decode("utf-8", "replace")
     key = dedup_key(project["uid"], checksum)
     record = IngestRecord(

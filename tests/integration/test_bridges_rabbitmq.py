@@ -141,8 +141,8 @@ async def test_amqp_message_in_flight_when_worker_dies_is_delivered_again(rabbit
 async def test_amqp_broker_restart_mid_stream_loses_nothing(rabbitmq: RabbitMQ) -> None:
     queue = f"bridge-{uuid.uuid4().hex[:8]}"
     source = source_for(rabbitmq, queue)
-    collector = Collector(delay=0.01)
-    before = [f"before-{i}".encode() for i in range(300)]
+    collector = Collector(delay=0.05)  # ~200 messages/s with batches of 10
+    before = [f"before-{i}".encode() for i in range(500)]
     after = [f"after-{i}".encode() for i in range(50)]
 
     async def publish(bodies: list[bytes]) -> None:
@@ -157,7 +157,7 @@ async def test_amqp_broker_restart_mid_stream_loses_nothing(rabbitmq: RabbitMQ) 
 
     await publish(before)
     async with running(source, collector) as bridge:
-        await collector.wait_for(lambda: len(collector.handled) >= 60, what="stream under way")
+        await collector.wait_for(lambda: len(collector.handled) >= 50, what="stream under way")
         await rabbitmq.restart(down_seconds=1.0)
         assert len(set(collector.bodies())) < len(before), "stream finished before the restart"
         await publish(after)

@@ -169,10 +169,10 @@ def test_custom_response_size_limit():
         "source custom response too large"  # bytes, not characters
 
 
-def test_forward_headers_and_is_disabled_are_update_only():
+def test_forward_headers_and_is_disabled_are_accepted_on_create_and_update():
     body = source(forward_headers=["X-GitHub-Event"], is_disabled=True, body_function="function transform(p){}")
     created = validate_source(body)
-    assert "forward_headers" not in created and "is_disabled" not in created
+    assert created["forward_headers"] == ["X-GitHub-Event"] and created["is_disabled"] is True
     assert created["body_function"] == "function transform(p){}"
     updated = validate_source(body, update=True)
     assert updated["forward_headers"] == ["X-GitHub-Event"] and updated["is_disabled"] is True
@@ -509,3 +509,16 @@ def test_message_type_routing():
 def test_merge_broker_headers_lowercases_and_broker_wins():
     assert merge_broker_headers({"X-Broker-Message-Id": "m1", "X-A": "broker"}, {"x-a": "custom", "X-B": "b"}) == {
         "x-broker-message-id": "m1", "x-a": "broker", "x-b": "b"}
+
+
+def test_source_update_uses_the_stored_provider_and_location_for_cross_field_checks():
+    stored = {"name": "gh", "type": "http", "provider": "github", "event_type_location": "request.body.action"}
+    update = {"name": "gh", "type": "http", "verifier": {"type": "hmac", "hmac": {"secret": "new"}}}
+    out = validate_source(update, update=True, current=stored)
+    assert out["verifier"]["hmac"]["secret"] == "new" and "provider" not in out
+    assert message_of(validate_source, {"name": "gh", "type": "http"}, update=True, current=stored) == \
+        "hmac secret is required for github source"
+    basic = {"name": "b", "type": "http", "event_type_location": "request.header.X-Event"}
+    assert message_of(validate_source, {"name": "b", "type": "http", "verifier": {"type": "hmac", "hmac": HMAC}},
+                      update=True, current=basic) == (
+        "event type location cannot use request headers or query parameters with payload signature verification")
