@@ -103,13 +103,21 @@ class PubSubConsumer:
         return client, client.transport
 
     async def connect(self) -> None:
-        """Open the channel and check that the subscription exists."""
+        """Open the channel and check that the subscription exists.
+
+        A key with only ``roles/pubsub.subscriber`` may not read subscription metadata;
+        permission denied on that check is not an error (pull will tell), not found is.
+        """
+        from google.api_core import exceptions as gexc
+
         await self.close()
         self._client, self._transport = self._make_client()
         try:
             await self._client.get_subscription(
                 request={"subscription": self.subscription}, timeout=15, retry=None
             )
+        except gexc.PermissionDenied:
+            pass
         except BaseException:
             await self.close()
             raise

@@ -29,6 +29,7 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+from aio_pika.exceptions import ChannelInvalidStateError
 
 from .base import DEFAULT_BATCH_SIZE, BrokerMessage, lower_headers
 
@@ -145,11 +146,26 @@ class RabbitMQConsumer:
 
     async def ack(self, messages: Sequence[BrokerMessage]) -> None:
         for message in messages:
-            await message.handle.ack()
+            await self._settle(message, ack=True)
 
     async def reject(self, messages: Sequence[BrokerMessage]) -> None:
         for message in messages:
-            await message.handle.nack(requeue=True)
+            await self._settle(message, ack=False)
+
+    @staticmethod
+    async def _settle(message: BrokerMessage, *, ack: bool) -> None:
+        delivery: AbstractIncomingMessage = message.handle
+        try:
+            if ack:
+                await delivery.ack()
+            else:
+                await delivery.nack(requeue=True)
+        except ChannelInvalidStateError as exc:
+            # Delivery tags belong to the channel that died; the broker has requeued the
+            # message and will deliver it again on the next connection.
+            raise ConnectionError(
+                "amqp channel closed before the delivery was settled; it will be redelivered"
+            ) from exc
 
     async def close(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None

@@ -55,7 +55,7 @@ def create_app(settings: Settings) -> ConvoyApp:
         autodiscover=False,
         datadir=str(settings.data_dir / "faust"),
         web_port=settings.port,
-        web_bind=settings.host,
+        web_bind=settings.bind or settings.host,
         web_host=settings.host,
         canonical_url=f"http://{settings.host}:{settings.port}",
         topic_partitions=settings.partitions,

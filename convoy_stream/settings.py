@@ -25,7 +25,10 @@ def _env_float(name: str, default: float) -> float:
 @dataclass(frozen=True)
 class Settings:
     port: int = 5005
+    #: How other workers reach this one (its canonical URL host).
     host: str = "127.0.0.1"
+    #: Listen address; defaults to `host`. Set 0.0.0.0 in containers.
+    bind: str = ""
     kafka_bootstrap: str = "127.0.0.1:9092"
     data_dir: Path = Path(".data")
     admin_token: str = ""
@@ -54,6 +57,7 @@ class Settings:
         values: dict[str, object] = dict(
             port=_env_int("CONVOY_STREAM_PORT", 5005),
             host=os.environ.get("CONVOY_STREAM_HOST", "127.0.0.1"),
+            bind=os.environ.get("CONVOY_STREAM_BIND", ""),
             kafka_bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
             data_dir=Path(os.environ.get("CONVOY_STREAM_DATA_DIR", ".data")),
             admin_token=os.environ.get("CONVOY_STREAM_ADMIN_TOKEN", ""),

@@ -87,7 +87,8 @@ async def test_amqp_bodies_headers_ids_and_outcomes(rabbitmq: RabbitMQ) -> None:
         async with running(source, collector) as bridge:
             await bridge.wait_connected()
             # Declared by the bridge: durable, with the dead-letter exchange, bound to `exchange`.
-            assert f"x-dead-letter-exchange" in queue_arguments(queue) and dlx in queue_arguments(queue)
+            arguments = queue_arguments(queue)
+            assert "x-dead-letter-exchange" in arguments and dlx in arguments, arguments
             await ex.publish(
                 persistent(
                     b"hello amqp",
