@@ -8,7 +8,6 @@ flows), `pipeline.py` (the agent), `web/` (the HTTP ways in), `bridges/`
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -16,6 +15,7 @@ from mode import Service
 
 from tables.config import ConfigStore, ensure_compacted_topic
 
+from .ingestion import Tables
 from .publisher import Publisher, ensure_topics
 from .records import Delivery, IngestRecord
 from .settings import Settings
@@ -23,21 +23,12 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class EventTables:
-    """The partitioned tables the pipeline writes and lookups read."""
-
-    events: Any  # event id -> event document (Convoy's event JSON)
-    idempotency: Any  # dedup key -> [first event id, repeats...]
-    deliveries: Any  # delivery id -> delivery document
-    broker_ids: Any  # "<project>/<broker message id>" -> [event ids]
-
-
 class ConvoyApp(faust.App):
     settings: Settings
     config_store: ConfigStore
     publisher: Publisher
-    event_tables: EventTables
+    event_tables: Tables
+    dead_letters: Any
 
     def on_webserver_init(self, web: Any) -> None:
         from .web.routes import install
@@ -69,7 +60,10 @@ def create_app(settings: Settings) -> ConvoyApp:
         broker_commit_every=1000,
         broker_commit_interval=0.5,
         stream_wait_empty=False,
-        web_application_options={"client_max_size": 8 * 1024 * 1024},
+        # keepalive_timeout also bounds how long a connection may take to send its
+        # request headers (aiohttp arms it at connect); see web/body.py for bodies.
+        web_application_options={"client_max_size": 8 * 1024 * 1024,
+                                 "handler_args": {"keepalive_timeout": settings.keepalive_timeout}},
         # Faust's own pages would expose table contents without auth.
         web_router_enabled=False,
         web_tables_enabled=False,
@@ -100,7 +94,14 @@ delivery_topic = app.topic(
     key_serializer="json", partitions=settings.partitions,
 )
 
-app.event_tables = EventTables(
+dead_letter_topic = app.topic(
+    f"{settings.app_id}-dead-letters", key_type=str, value_type=None,
+    key_serializer="json", value_serializer="json", partitions=settings.partitions,
+)
+#: "<project>/<uid>" -> dead-letter document, listed by the API
+dead_letters_table = app.dead_letters = app.Table("dead-letters", key_type=str, partitions=settings.partitions)
+
+app.event_tables = Tables(
     events=app.Table("events", key_type=str, partitions=settings.partitions),
     idempotency=app.Table("idempotency", key_type=str, partitions=settings.partitions),
     deliveries=app.Table("deliveries", key_type=str, partitions=settings.partitions),
@@ -114,7 +115,7 @@ async def create_topics() -> None:
     Run before Faust starts: a consumer that subscribes before its topic
     exists ignores the topic ("Ignoring missing topic") and never consumes it.
     """
-    names = [ingest_topic.get_topic_name(), delivery_topic.get_topic_name(), app.publisher.dead_letter_topic]
+    names = [ingest_topic.get_topic_name(), delivery_topic.get_topic_name(), dead_letter_topic.get_topic_name()]
     await ensure_topics(settings.kafka_bootstrap, names, settings.partitions)
     await ensure_compacted_topic(settings.kafka_bootstrap, app.config_store.topic)
 

@@ -1,17 +1,107 @@
-"""Placeholder until bridges are wired (replaced below)."""
+"""Broker bridges inside a worker (default) or alone (`convoy-stream bridge`).
+
+The bridges consume every enabled `pub_sub` source and follow config
+changes within a second, without a restart: the config view calls back on
+every source change and the manager reconciles (restarting only sources
+whose broker config changed).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import logging
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+from bridges import BridgeManager, BrokerMessage
+from tables.config import ConfigStore
+
+from .broker_messages import dead_letter_document, to_record
+from .publisher import Publisher
+
+log = logging.getLogger(__name__)
+
+
+class Bridges:
+    def __init__(self, config: ConfigStore, publisher: Publisher) -> None:
+        self.config = config
+        self.publisher = publisher
+        self.manager = BridgeManager(self.handle, self.dead_letter, kafka_bootstrap=publisher.bootstrap)
+        self._dirty = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def handle(self, source: Mapping[str, Any], message: BrokerMessage) -> None:
+        now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        record = to_record(source, message, config=self.config, now=now,
+                           event_id=lambda key: self.publisher.mint_event_id(str(source["project_id"]), key))
+        await self.publisher.publish(record)
+
+    async def dead_letter(self, source: Mapping[str, Any], message: BrokerMessage, reason: str) -> None:
+        log.info("dead-lettering message %s of source %s: %s", message.message_id, source.get("uid"), reason)
+        await self.publisher.dead_letter(dead_letter_document(source, message, reason))
+
+    def _on_change(self, kind: str, uid: str, value: Any) -> None:
+        if kind == "source":
+            self._dirty.set()
+
+    async def start(self) -> None:
+        self.config.on_change(self._on_change)
+        self._dirty.set()
+        self._task = asyncio.create_task(self._follow())
+
+    async def _follow(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            try:
+                await self.manager.reconcile(self.config.all("source"))
+            except Exception:
+                log.exception("bridge reconcile failed; retrying")
+                await asyncio.sleep(1)
+                self._dirty.set()
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.manager.stop()
 
 
 async def start_bridges(app: Any) -> None:
-    return None
+    app.bridges = Bridges(app.config_store, app.publisher)
+    await app.bridges.start()
 
 
 async def stop_bridges(app: Any) -> None:
-    return None
+    bridges = getattr(app, "bridges", None)
+    if bridges is not None:
+        await bridges.stop()
 
 
 async def run_standalone() -> None:
-    raise SystemExit("bridges are not wired yet")
+    """Config view + publisher + bridges, no Faust worker: a process that only bridges."""
+    import signal
+
+    from .settings import Settings
+
+    settings = Settings.from_env()
+    publisher = Publisher(settings.kafka_bootstrap, ingest_topic=f"{settings.app_id}-ingest",
+                          dead_letter_topic=f"{settings.app_id}-dead-letters", partitions=settings.partitions,
+                          timeout=settings.publish_timeout)
+    config = ConfigStore(settings.kafka_bootstrap, f"{settings.app_id}-config")
+    await publisher.start()
+    await config.start(publisher.producer)
+    await config.ready.wait()
+    bridges = Bridges(config, publisher)
+    await bridges.start()
+    print(f"convoy-stream bridge: consuming broker sources into {settings.kafka_bootstrap}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await bridges.stop()
+        await config.stop()
+        await publisher.stop()

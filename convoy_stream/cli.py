@@ -22,12 +22,16 @@ def _run_worker(*, bridges: bool = True, web: bool = True) -> None:
 
     asyncio.run(create_topics())
 
+    # A token the operator chose is never written to the log; a generated one is shown so a
+    # first `make run` can be used at once (it is also in <data dir>/admin-token, mode 0600).
+    given = bool(os.environ.get("CONVOY_STREAM_ADMIN_TOKEN"))
+    admin_shown = "(from CONVOY_STREAM_ADMIN_TOKEN)" if given else settings.admin_token
     print(
         f"convoy-stream worker\n"
         f"  API:        {settings.base_url}/api/v1\n"
         f"  ingest:     {settings.base_url}/ingest/<mask_id>\n"
         f"  Kafka:      {settings.kafka_bootstrap}\n"
-        f"  admin token {settings.admin_token}   (Authorization: Bearer <token> for POST /api/v1/projects)\n"
+        f"  admin token {admin_shown}   (Authorization: Bearer <token> for POST /api/v1/projects)\n"
         f"  data dir:   {settings.data_dir.resolve()}",
         flush=True,
     )

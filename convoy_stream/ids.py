@@ -32,11 +32,14 @@ def new_ulid() -> str:
     return str(ULID())
 
 
-def mint_id(partition: int, partitions: int, *, seed: str | None = None, timestamp: float | None = None) -> str:
-    """A ULID that hashes to `partition`.
+def mint_id(partition: int, partitions: int, *, scope: str = "", seed: str | None = None, timestamp: float | None = None) -> str:
+    """A ULID whose table key (`<scope>/<ulid>`, or the bare ULID) hashes to `partition`.
 
-    With a `seed` the result is deterministic (used for delivery ids, so a
-    replay after a crash re-emits the same uid and consumers can drop it).
+    Tables key events and deliveries by `<project>/<uid>` so one project's
+    rows sort together (range scans for listing); the id is chosen so that
+    this key lands on the partition that owns the event. With a `seed` the
+    result is deterministic (delivery ids: a replay after a crash re-emits
+    the same uid and consumers can drop it).
     """
     ts_ms = int((timestamp if timestamp is not None else time.time()) * 1000)
     for attempt in range(10_000):
@@ -45,9 +48,14 @@ def mint_id(partition: int, partitions: int, *, seed: str | None = None, timesta
         else:
             randomness = hashlib.blake2b(f"{seed}:{attempt}".encode(), digest_size=10).digest()
         candidate = str(ULID.from_bytes(ts_ms.to_bytes(6, "big") + randomness))
-        if partition_for(candidate, partitions) == partition:
+        if partition_for(scoped(scope, candidate), partitions) == partition:
             return candidate
     raise RuntimeError("could not mint an id for partition %d" % partition)  # pragma: no cover
+
+
+def scoped(scope: str, uid: str) -> str:
+    """The table key of `uid` within `scope` (a project id)."""
+    return f"{scope}/{uid}" if scope else uid
 
 
 def mask_id(length: int = 16) -> str:

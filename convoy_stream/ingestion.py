@@ -1,48 +1,67 @@
 """What happens to one ingest record: dedup, store, match, build deliveries.
 
-Plain function over mapping-like tables so it is the same code in the Faust
-agent and in unit tests. Runs in the agent that owns the record's partition,
-which is the only writer of these keys, so the dedup check is exact.
+Plain functions over mapping-like tables so they are the same code in the
+Faust agent and in unit tests. They run in the agent that owns the record's
+partition, the only writer of these keys, so the dedup check is exact.
+
+Table keys (all on the event's partition, see `ids.mint_id`):
+- events:      "<project>/<event uid>"     -> event document
+- deliveries:  "<project>/<delivery uid>"  -> delivery document
+- idempotency: "<project>:<idempotency key>" -> [first event uid, repeats...]
+- broker_ids:  "<project>/<broker message id>" -> [event uids]
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, MutableMapping
 
+from .ids import scoped
 from .records import Delivery, IngestRecord, event_document
 from .routing import ConfigView, build_deliveries, route
 
+#: How many event ids one idempotency key or broker message id remembers:
+#: the first (the original, which decides dedup) and the latest repeats.
+MAX_IDS_PER_KEY = 100
 
-def ingest(
-    record: IngestRecord,
-    *,
-    config: ConfigView,
-    events: MutableMapping[str, Any],
-    idempotency: MutableMapping[str, Any],  # dedup key -> [first event id, repeats...]
-    deliveries: MutableMapping[str, Any],
-    broker_ids: MutableMapping[str, Any],
-    partitions: int,
-) -> list[Delivery]:
+#: `IngestRecord.kind` of the retention sweeper's delete commands (`retention.py`).
+EXPIRE = "expire"
+
+
+@dataclass
+class Tables:
+    events: MutableMapping[str, Any]
+    idempotency: MutableMapping[str, Any]
+    deliveries: MutableMapping[str, Any]
+    broker_ids: MutableMapping[str, Any]
+
+
+def ingest(record: IngestRecord, *, config: ConfigView, tables: Tables, partitions: int) -> list[Delivery]:
     """Store the event and return the deliveries to emit.
 
     A record seen before (Kafka redelivers after a crash) re-emits the
     deliveries it already produced, with the same uids, so consumers can drop
     the repeats; it never becomes a duplicate of itself.
     """
-    stored = events.get(record.uid)
+    if record.kind == EXPIRE:
+        expire(record.project_id, list(record.data or []), tables)
+        return []
+    key = scoped(record.project_id, record.uid)
+    stored = tables.events.get(key)
     if stored is not None:
-        return [Delivery.from_data(deliveries[uid]) for uid in stored["delivery_ids"] if uid in deliveries]
+        found = (tables.deliveries.get(scoped(record.project_id, uid)) for uid in stored["delivery_ids"])
+        return [Delivery.from_data(d) for d in found if d is not None]
 
     duplicate = False
     if record.dedup_key:
-        seen = idempotency.get(record.dedup_key) or []
+        seen = tables.idempotency.get(record.dedup_key) or []
         duplicate = bool(seen) and seen[0] != record.uid
         if record.uid not in seen:
-            idempotency[record.dedup_key] = _bounded([*seen, record.uid])
+            tables.idempotency[record.dedup_key] = _bounded([*seen, record.uid])
 
     emitted = [] if duplicate else build_deliveries(record, route(record, config), partitions=partitions)
     status = "Duplicate" if duplicate else ("Success" if emitted else "Failure")
-    events[record.uid] = event_document(
+    tables.events[key] = event_document(
         record,
         is_duplicate=duplicate,
         endpoint_ids=sorted({d.endpoint_id for d in emitted}),
@@ -50,16 +69,44 @@ def ingest(
         status=status,
     )
     for delivery in emitted:
-        deliveries[delivery.uid] = delivery.asdict()
+        tables.deliveries[scoped(record.project_id, delivery.uid)] = delivery.asdict()
     if record.broker_message_id:
-        key = f"{record.project_id}/{record.broker_message_id}"
-        broker_ids[key] = _bounded([*(broker_ids.get(key) or []), record.uid])
+        index_key = scoped(record.project_id, record.broker_message_id)
+        tables.broker_ids[index_key] = _bounded([*(tables.broker_ids.get(index_key) or []), record.uid])
     return emitted
 
 
-#: How many event ids one idempotency key or broker message id remembers:
-#: the first (the original, which decides dedup) and the latest repeats.
-MAX_IDS_PER_KEY = 100
+def expire(project_id: str, event_uids: list[str], tables: Tables) -> None:
+    """Forget events past retention, with their deliveries and index entries.
+
+    Dropping the idempotency entry when its original expires is what bounds
+    the dedup window to the retention period (spec/decisions.md row 15).
+    """
+    for uid in event_uids:
+        document = tables.events.get(scoped(project_id, uid))
+        if document is None:
+            continue
+        for delivery_uid in document.get("delivery_ids", []):
+            tables.deliveries.pop(scoped(project_id, delivery_uid), None)
+        if document.get("idempotency_key"):
+            _forget(tables.idempotency, f"{project_id}:{document['idempotency_key']}", uid, whole_if_first=True)
+        if document.get("broker_message_id"):
+            _forget(tables.broker_ids, scoped(project_id, document["broker_message_id"]), uid, whole_if_first=False)
+        tables.events.pop(scoped(project_id, uid), None)
+
+
+def _forget(index: MutableMapping[str, Any], key: str, uid: str, *, whole_if_first: bool) -> None:
+    ids = index.get(key)
+    if not ids or uid not in ids:
+        return
+    if whole_if_first and ids[0] == uid:
+        index.pop(key, None)
+        return
+    remaining = [i for i in ids if i != uid]
+    if remaining:
+        index[key] = remaining
+    else:
+        index.pop(key, None)
 
 
 def _bounded(ids: list[str]) -> list[str]:

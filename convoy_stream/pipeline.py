@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import AsyncIterable
+from typing import Any, AsyncIterable
 
-from .app import app, delivery_topic, ingest_topic, settings
+from . import metrics
+from .app import app, dead_letter_topic, dead_letters_table, delivery_topic, ingest_topic, settings
 from .ingestion import ingest
 from .records import IngestRecord
 
@@ -12,14 +13,18 @@ from .records import IngestRecord
 @app.agent(ingest_topic)
 async def process(records: AsyncIterable[IngestRecord]) -> None:
     tables = app.event_tables
+    consumed, produced = ingest_topic.get_topic_name(), delivery_topic.get_topic_name()
     async for record in records:
-        for delivery in ingest(
-            record,
-            config=app.config_store,
-            events=tables.events,
-            idempotency=tables.idempotency,
-            deliveries=tables.deliveries,
-            broker_ids=tables.broker_ids,
-            partitions=settings.partitions,
-        ):
+        metrics.record_consumed(consumed)
+        for delivery in ingest(record, config=app.config_store, tables=tables, partitions=settings.partitions):
             await delivery_topic.send(key=delivery.endpoint_id, value=delivery)
+            metrics.record_produced(produced)
+
+
+@app.agent(dead_letter_topic)
+async def keep_dead_letters(stream: AsyncIterable[Any]) -> None:
+    """Dead letters become listable: `GET /api/v1/projects/{id}/dead-letters`."""
+    consumed = dead_letter_topic.get_topic_name()
+    async for key, document in stream.items():  # type: ignore[attr-defined]
+        metrics.record_consumed(consumed)
+        dead_letters_table[key] = document

@@ -16,7 +16,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from .ids import mint_id, new_ulid, partition_for
+from . import metrics
+from .ids import mint_id, new_ulid, partition_for, scoped
 from .records import IngestRecord
 
 log = logging.getLogger(__name__)
@@ -60,23 +61,29 @@ class Publisher:
         conns = getattr(self._producer.client, "_conns", {})
         return any(conn.connected() for conn in conns.values())
 
-    def mint_event_id(self, dedup_key: str | None) -> str:
-        """An event id on the partition of its dedup key (see `ids`)."""
+    def mint_event_id(self, project_id: str, dedup_key: str | None) -> str:
+        """An event id whose table key lands on the partition of its dedup key (see `ids`)."""
         if not dedup_key:
             return new_ulid()
-        return mint_id(partition_for(dedup_key, self.partitions), self.partitions)
+        return mint_id(partition_for(dedup_key, self.partitions), self.partitions, scope=project_id)
 
     async def publish(self, record: IngestRecord) -> None:
-        key = orjson.dumps(record.uid)
-        partition = partition_for(record.uid, self.partitions)
-        await self._send(self.ingest_topic, key, record.dumps(), partition)
+        key = scoped(record.project_id, record.uid)
+        partition = partition_for(key, self.partitions)
+        await self._send(self.ingest_topic, orjson.dumps(key), record.dumps(), partition)
+        metrics.record_produced(self.ingest_topic)
 
     async def publish_many(self, records: list[IngestRecord]) -> None:
         await asyncio.gather(*(self.publish(record) for record in records))
 
-    async def dead_letter(self, document: dict[str, Any]) -> None:
-        key = orjson.dumps(document.get("broker_message_id") or document.get("source_id") or "")
-        await self._send(self.dead_letter_topic, key, orjson.dumps(document), None)
+    async def dead_letter(self, document: dict[str, Any]) -> dict[str, Any]:
+        """Durably record a message that can never become an event (keyed like events)."""
+        document = {"uid": new_ulid(), **document}
+        key = scoped(str(document.get("project_id", "")), document["uid"])
+        await self._send(self.dead_letter_topic, orjson.dumps(key), orjson.dumps(document), partition_for(key, self.partitions))
+        return document
+        metrics.record_produced(self.dead_letter_topic)
+        metrics.record_dead_letter(str(document.get("source_id") or ""))
 
     async def _send(self, topic: str, key: bytes, value: bytes, partition: int | None) -> None:
         try:

@@ -4,7 +4,7 @@ Pure functions over the event and a config view, so matching is tested
 without Kafka. Convoy's rules (spec/convoy-ingest.md section 6):
 - outgoing single: the endpoint's subscriptions; none -> a catch-all;
 - outgoing fan-out: the same for every endpoint of the owner;
-- outgoing broadcast: every subscription of the project;
+- outgoing broadcast: the same for every endpoint of the project;
 - incoming (webhooks): subscriptions bound to the event's source;
 then event types (`*` catch-all) and body/header filters.
 """
@@ -17,7 +17,7 @@ from typing import Any, Iterable, Protocol
 from ulid import ULID
 
 from .filters import event_type_matches, matches, matches_headers
-from .ids import mint_id, partition_for
+from .ids import mint_id, partition_for, scoped
 from .records import Delivery, IngestRecord
 
 IDEMPOTENCY_HEADER = "X-Convoy-Idempotency-Key"
@@ -54,8 +54,8 @@ def candidates(record: IngestRecord, config: ConfigView) -> list[Match]:
     if record.kind == "webhook":
         return _with_endpoints(config, record.project_id, config.subscriptions_for_source(record.source_id))
     if record.kind == "broadcast":
-        return _with_endpoints(config, record.project_id, config.project_entities("subscription", record.project_id))
-    if record.kind == "fanout":
+        endpoints = config.project_entities("endpoint", record.project_id)
+    elif record.kind == "fanout":
         endpoints = config.endpoints_by_owner(record.project_id, record.owner_id)
     else:
         endpoint = config.endpoint(record.project_id, record.endpoint_id)
@@ -105,7 +105,7 @@ def build_deliveries(record: IngestRecord, matches_: list[Match], *, partitions:
     The uid hashes to the event's partition, so a lookup by delivery id is
     routed to the worker that stored it.
     """
-    partition = partition_for(record.uid, partitions)
+    partition = partition_for(scoped(record.project_id, record.uid), partitions)
     headers = dict(record.forward_headers)
     if record.idempotency_key:
         headers[IDEMPOTENCY_HEADER] = record.idempotency_key
@@ -114,7 +114,8 @@ def build_deliveries(record: IngestRecord, matches_: list[Match], *, partitions:
     deliveries = []
     for match in matches_:
         subscription, endpoint = match.subscription, match.endpoint
-        uid = mint_id(partition, partitions, seed=f"{record.uid}/{subscription['uid']}", timestamp=_ulid_time(record.uid))
+        uid = mint_id(partition, partitions, scope=record.project_id, seed=f"{record.uid}/{subscription['uid']}",
+                      timestamp=_ulid_time(record.uid))
         deliveries.append(Delivery(
             uid=uid,
             event_id=record.uid,

@@ -43,6 +43,16 @@ class Settings:
     session_timeout: float = 6.0
     heartbeat_interval: float = 0.5
     rebalance_timeout: float = 8.0
+    #: Instance ingest rate limit per worker in events/s (Convoy's `instance_ingest_rate`);
+    #: 0 turns it off. Applies to `/ingest/*` and the REST event-create routes.
+    ingest_rate: float = 0.0
+    #: Seconds a request body may go without sending a byte before the answer is 408.
+    body_read_timeout: float = 10.0
+    #: Seconds the whole request body may take to arrive before the answer is 408.
+    body_total_timeout: float = 60.0
+    #: Idle keep-alive timeout; aiohttp also closes a connection that has not sent
+    #: complete request headers within this time (it has no separate header timeout).
+    keepalive_timeout: float = 75.0
     run_bridges: bool = True
     log_level: str = "info"
     extra: dict[str, str] = field(default_factory=dict)
@@ -69,6 +79,10 @@ class Settings:
             session_timeout=_env_float("CONVOY_STREAM_SESSION_TIMEOUT", 6.0),
             heartbeat_interval=_env_float("CONVOY_STREAM_HEARTBEAT_INTERVAL", 0.5),
             rebalance_timeout=_env_float("CONVOY_STREAM_REBALANCE_TIMEOUT", 8.0),
+            ingest_rate=_env_float("CONVOY_STREAM_INGEST_RATE", 0.0),
+            body_read_timeout=_env_float("CONVOY_STREAM_BODY_READ_TIMEOUT", 10.0),
+            body_total_timeout=_env_float("CONVOY_STREAM_BODY_TIMEOUT", 60.0),
+            keepalive_timeout=_env_float("CONVOY_STREAM_KEEPALIVE_TIMEOUT", 75.0),
             run_bridges=os.environ.get("CONVOY_STREAM_BRIDGES", "1") not in ("0", "false", "no"),
             log_level=os.environ.get("CONVOY_STREAM_LOG_LEVEL", "info"),
         )

@@ -106,12 +106,8 @@ class ValidationError(ValueError):
         self.message = message
 
 
-class InvalidMessage(ValueError):
-    """A broker message that can never be turned into an event; ``reason`` says why."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+# The bridges' loop dead-letters exactly this exception, so validation raises it.
+from bridges.base import InvalidMessage  # noqa: E402
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -177,10 +173,12 @@ def _opt_int(obj: Mapping[str, Any], key: str, parent: str = "") -> int | None:
     value = obj.get(key)
     if value is None:
         return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
     if isinstance(value, float) and value.is_integer():
-        return int(value)
+        value = int(value)
+    # Go's int64 fields: a number that does not fit is a type error there, and here it could
+    # not be stored (orjson encodes 64-bit integers only).
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
+        return value
     raise _type_error(_join(parent, key))
 
 
@@ -512,7 +510,8 @@ def _validate_kafka(raw: Mapping[str, Any]) -> dict[str, Any]:
     brokers = _opt_str_list(raw, "brokers", parent) or []
     topic = _str(raw, "topic_name", parent)
     errors = _FieldErrors()
-    if not brokers or any(_blank(b) for b in brokers):
+    # An empty list means convoy-stream's own cluster ("direct Kafka production").
+    if any(_blank(b) for b in brokers):
         errors.add("brokers", "brokers list is required")
     if not topic:
         errors.add("topic_name", "topic name is required")
@@ -566,11 +565,11 @@ def _validate_amqp(raw: Mapping[str, Any]) -> dict[str, Any]:
     auth = _opt_object(raw, "auth", parent)
     bind = _opt_object(raw, "bindExchange", parent)
     bind_out = None
-    if bind is not None:
-        exchange = _str(bind, "exchange", f"{parent}.bindExchange")
-        if not exchange:
-            raise ValidationError("exchange:non zero value required")
-        bind_out = {"exchange": exchange, "routingKey": _str(bind, "routingKey", f"{parent}.bindExchange")}
+    # Convoy's dashboard always sends bindExchange; an empty exchange means "no binding"
+    # (the queue is fed through the default exchange), not an error.
+    if bind is not None and _str(bind, "exchange", f"{parent}.bindExchange"):
+        bind_out = {"exchange": _str(bind, "exchange", f"{parent}.bindExchange"),
+                    "routingKey": _str(bind, "routingKey", f"{parent}.bindExchange")}
     return {
         "schema": schema, "host": host, "port": port, "queue": queue,
         "vhost": _str(raw, "vhost", parent),

@@ -22,6 +22,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 import json
+import math
 import re
 import urllib.parse
 from collections.abc import Iterable, Mapping
@@ -208,16 +209,36 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"invalid JSON literal {name}")
 
 
+#: The integers orjson (and so Kafka records, tables and answers) can encode.
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+
+
+def _go_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError("number out of range")
+    return value
+
+
+def _go_int(text: str) -> int | float:
+    value = int(text)
+    return value if _INT_MIN <= value <= _INT_MAX else _go_float(text)
+
+
 def loads_json(text: str, *, exact_numbers: bool = False) -> Any:
     """``json.loads`` with Go's rules, shared by every parser of request JSON.
 
     ``NaN``/``Infinity`` are rejected and an unpaired ``\\uD800`` escape becomes U+FFFD
     (as Go does), so decoded strings always encode as UTF-8 - orjson and Kafka refuse
-    lone surrogates. With ``exact_numbers`` numbers stay as their source text (Go's
-    ``UseNumber``), for values that are rendered back as text. Raises ``ValueError``
+    lone surrogates. An integer beyond 64 bits becomes a float (Go decodes every
+    number into a float64) and a number beyond float range (``1e400``) is refused, as
+    Go's decoder does: orjson cannot encode either, and the record must reach Kafka.
+    With ``exact_numbers`` numbers stay as their source text (Go's ``UseNumber``), for
+    values that are rendered back as text. Raises ``ValueError``
     (``json.JSONDecodeError`` for syntax errors) or ``RecursionError``.
     """
-    hooks: dict[str, Any] = {"parse_int": _Number, "parse_float": _Number} if exact_numbers else {}
+    hooks: dict[str, Any] = ({"parse_int": _Number, "parse_float": _Number} if exact_numbers
+                             else {"parse_int": _go_int, "parse_float": _go_float})
     value = json.loads(text, parse_constant=_reject_constant, **hooks)
     if "\\u" in text:  # only an escape can produce a lone surrogate
         value = _replace_surrogates(value)

@@ -9,6 +9,7 @@ from typing import Any, Callable, Iterator
 import httpx
 import pytest
 
+from tests.support.brokers import pubsub_emulator, rabbitmq, sqs_server  # noqa: F401
 from tests.support.kafka import kafka_broker, kafka_factory  # noqa: F401
 from tests.support.workers import Worker
 

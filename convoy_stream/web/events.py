@@ -10,15 +10,17 @@ from typing import Any
 
 from aiohttp import web
 
-from ..ids import mask_id, new_ulid
+from tables.events import DeliveryFilter, EventFilter
+
+from ..ids import mask_id, new_ulid, scoped
 from ..records import IngestRecord
 from ..routing import catch_all_subscription
 from ..validation import ValidationError, validate_event
 from .config_api import now
 from .context import Context, ctx
 from .envelope import ApiError, ok, read_json
-from .lookups import ask_all, ask_owner
-from .pagination import paginate
+from .listing import many, merge, page_of
+from .lookups import ask_all, ask_owner, encode_list_arg
 
 MESSAGES = {
     "single": "Event queued successfully",
@@ -38,7 +40,7 @@ async def is_known_duplicate(request: web.Request, project_id: str, key: str) ->
     if not key:
         return False
     try:
-        return bool(await ask_owner(request, "idempotency", "events_by_dedup", project_id, key))
+        return bool(await ask_owner(request, "idempotency", key, "events_by_dedup", project_id, key))
     except ApiError:
         return False
 
@@ -92,7 +94,7 @@ def create_event(kind: str) -> Any:
         duplicate = await is_known_duplicate(request, project["uid"], key)
         headers = {k.lower(): str(v) for k, v in (fields.get("custom_headers") or {}).items()}
         record = IngestRecord(
-            uid=c.publisher.mint_event_id(key), project_id=project["uid"], kind=record_kind,
+            uid=c.publisher.mint_event_id(project["uid"], key), project_id=project["uid"], kind=record_kind,
             event_type=fields["event_type"], data=fields["data"], created_at=now(),
             endpoint_id=endpoint_id, owner_id=fields.get("owner_id") or "",
             idempotency_key=idempotency_key, dedup_key=key, headers=headers, forward_headers=headers,
@@ -110,41 +112,49 @@ def create_event(kind: str) -> Any:
 async def get_event(request: web.Request) -> web.Response:
     project = ctx(request).project(request)
     uid = request.match_info["eventID"]
-    event = await ask_owner(request, "events", "event", project["uid"], uid)
+    event = await ask_owner(request, "events", scoped(project["uid"], uid), "event", project["uid"], uid)
     if event is None:
         raise ApiError(404, "event not found")
     return ok(event, "Event fetched successfully")
 
 
-async def list_events(request: web.Request) -> web.Response:
+async def _list(request: web.Request, table: str, name: str, filter_: Any) -> dict[str, Any]:
     project = ctx(request).project(request)
-    query = request.query
-    if query.get("idempotencyKey"):
-        found = await ask_owner(request, "idempotency", "events_by_dedup", project["uid"], dedup_key(project["uid"], query["idempotencyKey"]))
-    elif query.get("brokerMessageId"):
-        found = [e for part in await ask_all(request, "events", "events_by_broker_id", project["uid"], query["brokerMessageId"]) for e in part]
-    else:
-        raise ApiError(400, "provide idempotencyKey or brokerMessageId (full event listing is not available yet)")
-    found.sort(key=lambda e: e["uid"], reverse=True)
-    return ok(paginate(found, query), "Events fetched successfully")
+    page, size = page_of(request.query)
+    cursor_given = bool(request.query.get("next_page_cursor") or request.query.get("prev_page_cursor"))
+    results = await ask_all(request, table, name, project["uid"], encode_list_arg(page, filter_))
+    return merge(results, page, size, cursor_given=cursor_given)
+
+
+async def list_events(request: web.Request) -> web.Response:
+    q = request.query
+    event_filter = EventFilter(
+        source_ids=many(q, "sourceId"), endpoint_ids=many(q, "endpointId"), owner_id=q.get("ownerId", ""),
+        idempotency_key=q.get("idempotencyKey", ""), broker_message_id=q.get("brokerMessageId", ""),
+        query=q.get("query", ""),
+    )
+    return ok(await _list(request, "events", "list_events", event_filter), "Events fetched successfully")
 
 
 async def list_deliveries(request: web.Request) -> web.Response:
-    project = ctx(request).project(request)
-    query = request.query
-    if query.get("eventId"):
-        found = await ask_owner(request, "events", "deliveries_of_event", project["uid"], query["eventId"])
-    elif query.get("brokerMessageId"):
-        found = [d for part in await ask_all(request, "events", "deliveries_by_broker_id", project["uid"], query["brokerMessageId"]) for d in part]
-    else:
-        raise ApiError(400, "provide eventId or brokerMessageId (full delivery listing is not available yet)")
-    found.sort(key=lambda d: d["uid"], reverse=True)
-    return ok(paginate(found, query), "Event deliveries fetched successfully")
+    q = request.query
+    delivery_filter = DeliveryFilter(
+        event_ids=many(q, "eventId"), endpoint_ids=many(q, "endpointId"), subscription_ids=many(q, "subscriptionId"),
+        event_types=many(q, "eventType"), statuses=many(q, "status"), idempotency_key=q.get("idempotencyKey", ""),
+        broker_message_id=q.get("brokerMessageId", ""),
+    )
+    return ok(await _list(request, "deliveries", "list_deliveries", delivery_filter), "Event deliveries fetched successfully")
+
+
+async def list_dead_letters(request: web.Request) -> web.Response:
+    """Broker messages that could never become events, with the reason (newest first)."""
+    return ok(await _list(request, "dead-letters", "list_dead_letters", DeliveryFilter()), "Dead letters fetched successfully")
 
 
 async def get_delivery(request: web.Request) -> web.Response:
     project = ctx(request).project(request)
-    delivery = await ask_owner(request, "deliveries", "delivery", project["uid"], request.match_info["deliveryID"])
+    uid = request.match_info["deliveryID"]
+    delivery = await ask_owner(request, "deliveries", scoped(project["uid"], uid), "delivery", project["uid"], uid)
     if delivery is None:
         raise ApiError(404, "event delivery not found")
     return ok(delivery, "Event Delivery fetched successfully")
@@ -159,3 +169,4 @@ def install(router: web.UrlDispatcher) -> None:
     router.add_get(base + "/events/{eventID}", get_event)
     router.add_get(base + "/eventdeliveries", list_deliveries)
     router.add_get(base + "/eventdeliveries/{deliveryID}", get_delivery)
+    router.add_get(base + "/dead-letters", list_dead_letters)

@@ -14,11 +14,13 @@ from typing import Any
 
 from aiohttp import web
 
+from .. import metrics
 from ..records import IngestRecord
 from ..verifiers import UnknownProvider, VerificationError, VerifierConfigError, WebhookRequest, build_verifier, twitter_crc_response
 from ..webhook_payload import PayloadError, convert_body, extract_event_type, forwarded_headers, idempotency_key, loads_json, redact_headers
 from .config_api import now
 from .context import Context, ctx
+from .body import read_body
 from .envelope import ApiError, json_response
 from .events import DUPLICATE, dedup_key, is_known_duplicate
 
@@ -44,19 +46,9 @@ def _source(c: Context, request: web.Request) -> tuple[dict[str, Any], dict[str,
 
 
 async def _read_limited(request: web.Request, limit: int) -> bytes:
-    """The body, refusing more than `limit` bytes whether or not Content-Length was sent."""
-    if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, "request body too large")
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        chunk = await request.content.read(CHUNK)
-        if not chunk:
-            return b"".join(chunks)
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "request body too large")
-        chunks.append(chunk)
+    """The body, refusing more than `limit` bytes whether or not Content-Length was sent,
+    and answering 408 to a client that sends it too slowly (`body.read_body`)."""
+    return await read_body(request, limit)
 
 
 def _verify(source: dict[str, Any], request: WebhookRequest, converted: bytes | None) -> None:
@@ -81,6 +73,7 @@ def _verify(source: dict[str, Any], request: WebhookRequest, converted: bytes | 
             pass
     log.info("webhook verification failed for source %s (%s): %s: %s", source["uid"],
              source.get("provider") or (source.get("verifier") or {}).get("type") or "noop", type(reason).__name__, reason)
+    metrics.record_verification_failure(source["uid"])
     raise ApiError(400, "Request verification failed")
 
 
@@ -122,7 +115,7 @@ async def ingest(request: web.Request) -> web.Response:
         data, raw = None, converted.decode("utf-8", "replace")
     key = dedup_key(project["uid"], checksum)
     record = IngestRecord(
-        uid=c.publisher.mint_event_id(key), project_id=project["uid"], kind="webhook", event_type=event_type,
+        uid=c.publisher.mint_event_id(project["uid"], key), project_id=project["uid"], kind="webhook", event_type=event_type,
         data=data, raw=raw, created_at=now(), source_id=source["uid"], idempotency_key=checksum, dedup_key=key,
         headers=stored, forward_headers=forwarded_headers(stored, source.get("forward_headers")),
         url_query_params=request.query_string, url_path=request.path,

@@ -1,15 +1,16 @@
 """Answer a query from the worker that owns the data, or from all of them.
 
-Tables are partitioned across workers. A point lookup (event id, delivery id,
-idempotency key) goes to the worker that owns the key's partition; a lookup
-that is not keyed by partition (broker message id, lists) asks every worker
-and merges. Workers talk over `/_internal/query/{name}`, authenticated by
-the deployment's cluster secret (`cluster.py`).
+Tables are partitioned across workers. A point lookup (event id, delivery
+id, idempotency key) goes to the worker that owns the key's partition; a
+query not keyed by partition (broker message id, lists) asks every worker
+and merges. Workers talk over `/_internal/query/{name}`, authenticated by the
+deployment's cluster secret (`cluster.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 from typing import Any, Callable
 
@@ -20,23 +21,60 @@ from yarl import URL
 from tables import events as queries
 
 from ..cluster import cluster_secret
+from ..ids import partition_for
 from .context import ctx
 from .envelope import ApiError, json_response
 
 HEADER = "X-Convoy-Stream-Internal"
 
 
+def _page_and_filter(arg: dict[str, Any], filter_type: type) -> tuple[queries.Page, Any]:
+    page = queries.Page(**arg["page"])
+    fields = {k: (frozenset(v) if isinstance(v, list) else v) for k, v in arg["filter"].items()}
+    return page, filter_type(**fields)
+
+
+def encode_list_arg(page: queries.Page, filter_: Any) -> str:
+    as_lists = {k: sorted(v) if isinstance(v, frozenset) else v for k, v in dataclasses.asdict(filter_).items()}
+    return orjson.dumps({"page": dataclasses.asdict(page), "filter": as_lists}).decode()
+
+
+def _active_keys(request: web.Request) -> Callable[[str], bool]:
+    """Whether a table key belongs to a partition this worker is active for."""
+    app = ctx(request).app
+    topic = f"{app.settings.app_id}-ingest"
+    partitions = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
+    n = app.settings.partitions
+    return lambda key: partition_for(key, n) in partitions
+
+
 def _local(request: web.Request, name: str, project_id: str, key: str) -> Any:
     t = ctx(request).app.event_tables
+
+    def list_events() -> Any:
+        page, f = _page_and_filter(orjson.loads(key), queries.EventFilter)
+        return queries.list_rows(t.events, project_id, f.accepts, page, _active_keys(request))
+
+    def list_dead_letters() -> Any:
+        page = queries.Page(**orjson.loads(key)["page"])
+        return queries.list_rows(ctx(request).app.dead_letters, project_id, lambda row: True, page, _active_keys(request))
+
+    def list_deliveries() -> Any:
+        page, f = _page_and_filter(orjson.loads(key), queries.DeliveryFilter)
+        return queries.list_rows(t.deliveries, project_id, f.accepts, page, _active_keys(request))
+
     local: dict[str, Callable[[], Any]] = {
         "event": lambda: queries.event(t.events, project_id, key),
         "events_by_dedup": lambda: queries.events_by_dedup_key(t.events, t.idempotency, project_id, key),
         "events_by_broker_id": lambda: queries.events_by_broker_id(t.events, t.broker_ids, project_id, key),
         "deliveries_of_event": lambda: queries.deliveries_of_events(
-            t.deliveries, [e for e in [queries.event(t.events, project_id, key)] if e]),
+            t.deliveries, project_id, [e for e in [queries.event(t.events, project_id, key)] if e]),
         "deliveries_by_broker_id": lambda: queries.deliveries_of_events(
-            t.deliveries, queries.events_by_broker_id(t.events, t.broker_ids, project_id, key)),
+            t.deliveries, project_id, queries.events_by_broker_id(t.events, t.broker_ids, project_id, key)),
         "delivery": lambda: queries.delivery(t.deliveries, project_id, key),
+        "list_events": list_events,
+        "list_deliveries": list_deliveries,
+        "list_dead_letters": list_dead_letters,
     }
     if name not in local:
         raise ApiError(404, "unknown query")
@@ -56,17 +94,17 @@ async def _remote(request: web.Request, url: URL, name: str, project_id: str, ke
             target, headers={HEADER: cluster_secret(c.config)}, timeout=ClientTimeout(total=5),
         ) as response:
             if response.status != 200:
-                raise ApiError(503, "a worker could not answer, retry later")
+                raise ApiError(503, "a worker could not answer, retry later", {"Retry-After": "1"})
             return orjson.loads(await response.read())["result"]
     except (OSError, asyncio.TimeoutError) as exc:
-        raise ApiError(503, "a worker could not answer, retry later") from exc
+        raise ApiError(503, "a worker could not answer, retry later", {"Retry-After": "1"}) from exc
 
 
-async def ask_owner(request: web.Request, table_name: str, name: str, project_id: str, key: str) -> Any:
-    """Run query `name` on the worker that owns `key` in `table_name`."""
+async def ask_owner(request: web.Request, table_name: str, route_key: str, name: str, project_id: str, key: str) -> Any:
+    """Run query `name` on the worker that owns `route_key` in `table_name`."""
     app = ctx(request).app
     try:
-        url = app.router.key_store(table_name, key)
+        url = app.router.key_store(table_name, route_key)
     except KeyError as exc:
         raise ApiError(503, "partitions are being assigned, retry later", {"Retry-After": "1"}) from exc
     if _is_self(request, url):
@@ -80,10 +118,13 @@ async def ask_all(request: web.Request, table_name: str, name: str, project_id: 
     hosts = [URL(h) for h, topics in app.router.table_metadata(table_name).items() if any(topics.values())]
     if not hosts:
         raise ApiError(503, "partitions are being assigned, retry later", {"Retry-After": "1"})
-    return list(await asyncio.gather(*(
-        asyncio.sleep(0, _local(request, name, project_id, key)) if _is_self(request, h) else _remote(request, h, name, project_id, key)
-        for h in hosts
-    )))
+
+    async def one(host: URL) -> Any:
+        if _is_self(request, host):
+            return _local(request, name, project_id, key)
+        return await _remote(request, host, name, project_id, key)
+
+    return list(await asyncio.gather(*(one(h) for h in hosts)))
 
 
 async def internal_query(request: web.Request) -> web.Response:

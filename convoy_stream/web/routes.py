@@ -1,4 +1,11 @@
-"""Every HTTP route, in one place: a newcomer finds where a request goes here."""
+"""Every HTTP route, in one place: a newcomer finds where a request goes here.
+
+Middlewares, outermost first: metrics (counts every answer by route template
+and status), the instance ingest rate limit (429 before any work), the error
+envelope (`envelope.py`). Every route except `/_internal/*` is described in
+`openapi.py`, served at `/openapi.json`; `tests/unit/test_openapi.py` fails
+when a route is added here without being documented there.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from . import config_api, events, ingest
+from . import config_api, events, ingest, metrics, openapi, ratelimit
 from .context import Context
 from .envelope import error_middleware
 from .health import health
@@ -18,9 +25,19 @@ if TYPE_CHECKING:
 
 def install(app: "ConvoyApp", web_app: web.Application) -> None:
     web_app["convoy"] = Context.of(app)
+    web_app[ratelimit.LIMITER_KEY] = ratelimit.limiter_for(app.settings.ingest_rate)
+    metrics.install(app, app.publisher.ingest_topic)
+    web_app.middlewares.append(metrics.metrics_middleware)
+    web_app.middlewares.append(ratelimit.rate_limit_middleware)
     web_app.middlewares.append(error_middleware)
-    router = web_app.router
+    add_routes(web_app.router)
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    """The routes alone (no worker needed), so tests can list them."""
     router.add_get("/health", health)
+    router.add_get("/openapi.json", openapi.serve)
+    router.add_get("/metrics", metrics.serve_metrics)
     config_api.install(router)
     events.install(router)
     ingest.install(router)

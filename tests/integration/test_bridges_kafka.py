@@ -15,7 +15,6 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from bridges import BridgeManager
 from bridges.kafka import group_id_for, security_options
 from tests.support.collector import INVALID_REASON, Collector, running
-from tests.support.kafka import kafka_broker  # noqa: F401
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ from google.cloud import pubsub_v1
 
 from bridges import BridgeManager
 from bridges.pubsub import service_account_info
-from tests.support.brokers import pubsub_emulator  # noqa: F401
+
 from tests.support.collector import INVALID_REASON, Collector, running
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ import aio_pika
 import pytest
 
 from bridges import BridgeManager
-from tests.support.brokers import SBIN_PATH, RabbitMQ, amqp_publish_raw, rabbitmq  # noqa: F401
+from tests.support.brokers import SBIN_PATH, RabbitMQ, amqp_publish_raw
 from tests.support.collector import INVALID_REASON, Collector, running
 
 pytestmark = pytest.mark.integration

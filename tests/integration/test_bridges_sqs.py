@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from bridges import BridgeManager
-from tests.support.brokers import sqs_server  # noqa: F401
+
 from tests.support.collector import INVALID_REASON, Collector, running
 
 pytestmark = pytest.mark.integration

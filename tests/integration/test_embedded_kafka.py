@@ -19,13 +19,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from convoy_stream.embedded_kafka import EmbeddedKafka, KafkaStartError, free_port
 
-# tests/conftest.py registers kafka_broker for the whole suite; import the fixtures here only
-# when it does not, or pytest would start a second session broker for this module.
-_conftest = sys.modules.get("tests.conftest")
-if not hasattr(_conftest, "kafka_broker"):
-    from tests.support.kafka import kafka_broker  # noqa: F401
-if not hasattr(_conftest, "kafka_factory"):
-    from tests.support.kafka import kafka_factory  # noqa: F401
 
 pytestmark = pytest.mark.integration
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 import shutil
 import signal
@@ -18,11 +19,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ContextManager, TypeVar
 
 import pytest
+
+T = TypeVar("T")
 
 PUBSUB_EMULATOR = Path("/usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator")
 SBIN_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin", "/usr/lib/rabbitmq/bin"])
@@ -81,12 +85,43 @@ def _stop_group(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
         proc.wait(timeout=timeout)
 
 
+_SHARED: dict[str, list[Any]] = {}
+
+
+def _shared(name: str, make: Callable[[], ContextManager[T]]) -> Iterator[T]:
+    """One instance of a service per test session, however the fixture is imported.
+
+    pytest keeps one session fixture *per place it is defined or imported*: a fixture
+    imported both in ``tests/conftest.py`` and in a test module would start a second server.
+    The first fixture instance starts the service, later ones share it, the last one to be
+    torn down stops it.
+    """
+    entry = _SHARED.get(name)
+    if entry is None:
+        manager = make()
+        value = manager.__enter__()
+        entry = _SHARED[name] = [value, 0, manager]
+    entry[1] += 1
+    try:
+        yield entry[0]
+    finally:
+        entry[1] -= 1
+        if entry[1] == 0:
+            del _SHARED[name]
+            entry[2].__exit__(None, None, None)
+
+
 # --------------------------------------------------------------------------- SQS (moto)
 
 
 @pytest.fixture(scope="session")
 def sqs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A moto SQS server on a loopback port; yields its endpoint URL."""
+    yield from _shared("sqs_server", lambda: _moto_server(tmp_path_factory))
+
+
+@contextlib.contextmanager
+def _moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     log = tmp_path_factory.mktemp("moto") / "moto.log"
     with open(log, "wb") as out:
@@ -113,6 +148,11 @@ def pubsub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     Started in its own process group: through ``gcloud beta emulators`` the JVM outlives a
     killed gcloud, so we start the script (which execs java) and kill the whole group.
     """
+    yield from _shared("pubsub_emulator", lambda: _pubsub_emulator(tmp_path_factory))
+
+
+@contextlib.contextmanager
+def _pubsub_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not PUBSUB_EMULATOR.exists():
         pytest.fail(
             f"Pub/Sub emulator not found at {PUBSUB_EMULATOR} "
@@ -199,6 +239,11 @@ def _amqp_works(node: RabbitMQ) -> bool:
 def rabbitmq() -> Iterator[RabbitMQ]:
     """RabbitMQ on 127.0.0.1:5672 (guest/guest), started with ``rabbitmq-server -detached`` when
     it is not running, and stopped with ``rabbitmqctl stop`` only if this fixture started it."""
+    yield from _shared("rabbitmq", _rabbitmq_node)
+
+
+@contextlib.contextmanager
+def _rabbitmq_node() -> Iterator[RabbitMQ]:
     node = RabbitMQ()
     server = shutil.which("rabbitmq-server", path=SBIN_PATH)
     ctl = shutil.which("rabbitmqctl", path=SBIN_PATH)

@@ -106,7 +106,7 @@ def eventually(check: Callable[[], Any], timeout: float = 20, interval: float = 
         if last:
             return last
         time.sleep(interval)
-    pytest.fail(f"condition not met within {timeout}s; last value: {last!r}", pytrace=False)
+    pytest.fail(f"condition not met within {timeout}s; last value: {last!r}")
 
 
 def read_topic(bootstrap: str, topic: str, *, until: Callable[[list[dict[str, Any]]], bool], timeout: float = 20) -> list[dict[str, Any]]:

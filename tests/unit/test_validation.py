@@ -232,8 +232,11 @@ def test_google_service_account_is_base64_json():
 
 
 def test_kafka():
-    assert message_of(validate_pub_sub, {"type": "kafka", "kafka": {}}) == \
-        "brokers:brokers list is required, topic_name:topic name is required"
+    assert message_of(validate_pub_sub, {"type": "kafka", "kafka": {}}) == "topic_name:topic name is required"
+    assert message_of(validate_pub_sub, {"type": "kafka", "kafka": {"brokers": [" "], "topic_name": "t"}}) == \
+        "brokers:brokers list is required"
+    # no brokers: convoy-stream's own cluster (direct Kafka production)
+    assert validate_pub_sub({"type": "kafka", "kafka": {"topic_name": "t"}})["kafka"]["brokers"] == []
     base = {"brokers": ["localhost:9092"], "topic_name": "orders"}
     assert validate_pub_sub({"type": "kafka", "kafka": base})["kafka"] == {
         **base, "consumer_group_id": "", "auth": None}

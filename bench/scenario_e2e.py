@@ -1,0 +1,137 @@
+"""e2e: latency from HTTP send to the delivery record being readable, at a steady rate.
+
+Open loop: request i is sent at t0 + i/rate whatever happened to the earlier ones (aiohttp,
+up to 64 connections). Each event carries `{"bench_run": tag, "bench_seq": i}` in its data; a
+consumer of the delivery topic (positioned at its end before the first send) notes when each
+seq becomes readable. Both times come from this process's monotonic clock. The first second
+is warm-up and left out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import aiohttp
+import orjson
+
+from context import Context, Row
+from fixtures import event_body
+from harness import CpuMeter, TopicProbe, log, percentile, wait_drained
+
+RATE = 1000
+
+
+async def _measure(ctx: Context, url: str, api_key: str, endpoints: list[str], delivery_topic: str, rate: int,
+                   seconds: float, tag: str) -> dict[str, Any]:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    total = int(rate * seconds)
+    bodies = [orjson.dumps(event_body(endpoints[i % len(endpoints)], i, bench_run=tag, bench_seq=i)) for i in range(total)]
+    sent: dict[int, float] = {}
+    answered: dict[int, float] = {}
+    statuses: dict[int, int] = {}
+    seen: dict[int, float] = {}
+    stop = asyncio.Event()
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=ctx.bootstrap, group_id=None, enable_auto_commit=False,
+                                fetch_max_wait_ms=100, max_poll_records=2000)
+    await consumer.start()
+    await consumer._client.force_metadata_update()
+    tps = [TopicPartition(delivery_topic, p) for p in sorted(consumer.partitions_for_topic(delivery_topic) or [])]
+    consumer.assign(tps)
+    await consumer.seek_to_end(*tps)
+    for tp in tps:
+        await consumer.position(tp)
+
+    async def consume() -> None:
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=50)
+            now = time.monotonic()
+            for messages in batches.values():
+                for message in messages:
+                    data = orjson.loads(message.value).get("data") or {}
+                    if isinstance(data, dict) and data.get("bench_run") == tag:
+                        seen.setdefault(int(data["bench_seq"]), now)
+
+    headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+    connector = aiohttp.TCPConnector(limit=64)
+    session = aiohttp.ClientSession(connector=connector, headers=headers, timeout=aiohttp.ClientTimeout(total=15))
+
+    async def send(i: int) -> None:
+        sent[i] = time.monotonic()
+        try:
+            async with session.post(url, data=bodies[i]) as response:
+                await response.read()
+                statuses[i] = response.status
+        except Exception:
+            statuses[i] = -1
+        answered[i] = time.monotonic()
+
+    reader = asyncio.create_task(consume())
+    cpu = CpuMeter({"worker": ctx.main.pid if ctx.main else None, "kafka": ctx.kafka_pid})
+    tasks = []
+    t0 = time.monotonic()
+    late = 0
+    try:
+        for i in range(total):
+            delay = t0 + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif delay < -0.005:
+                late += 1
+            tasks.append(asyncio.create_task(send(i)))
+        send_seconds = time.monotonic() - t0
+        await asyncio.gather(*tasks)
+        deadline = time.monotonic() + 30
+        ok = {i for i, s in statuses.items() if 200 <= s < 300}
+        while time.monotonic() < deadline and not ok <= seen.keys():
+            await asyncio.sleep(0.05)
+        cpu_percent = cpu.read()
+    finally:
+        stop.set()
+        await asyncio.gather(reader, return_exceptions=True)
+        await session.close()
+        await consumer.stop()
+
+    warm = rate  # the first second
+    latencies = sorted((seen[i] - sent[i]) * 1000 for i in ok if i in seen and i >= warm)
+    http = sorted((answered[i] - sent[i]) * 1000 for i in ok if i >= warm)
+    return {
+        "events": total, "accepted": len(ok), "failed": total - len(ok), "missing_deliveries": len(ok - seen.keys()),
+        "send_rate": total / send_seconds, "sends_late_over_5ms": late,
+        "p50_ms": percentile(latencies, 50), "p90_ms": percentile(latencies, 90), "p99_ms": percentile(latencies, 99),
+        "max_ms": latencies[-1] if latencies else None,
+        "http_p50_ms": percentile(http, 50), "http_p99_ms": percentile(http, 99), "cpu_percent": cpu_percent,
+    }
+
+
+def run_e2e(ctx: Context) -> list[Row]:
+    worker = ctx.main_worker()
+    template = ctx.get_template()
+    out = template.outgoing
+    seconds = 10.0 if ctx.quick else 15.0
+    url = f"{worker.url}/api/v1/projects/{out.project_id}/events"
+    results = []
+    for i in range(ctx.runs):
+        async def one() -> dict[str, Any]:
+            async with TopicProbe(ctx.bootstrap) as probe:
+                waited, lag = await wait_drained(probe, worker.app_id, f"{worker.app_id}-ingest", 120)
+            result = await _measure(ctx, url, out.api_key, out.endpoint_ids, f"{worker.app_id}-deliveries", RATE,
+                                    seconds, f"{ctx.nonce}-e2e{i}")
+            result["drained_before"] = {"seconds": waited, "lag": lag}
+            return result
+
+        result = asyncio.run(one())
+        results.append(result)
+        log(f"e2e run {i + 1}: p50 {result['p50_ms']} ms p99 {result['p99_ms']} ms at {result['send_rate']:.0f}/s, "
+            f"{result['failed']} failed, {result['missing_deliveries']} missing, cpu {result['cpu_percent']}")
+    return [
+        Row("e2e", f"send->delivery p50 @{RATE}/s", "ms", [r["p50_ms"] for r in results], target="<= 20 ms",
+            target_max=20, higher_is_better=False, details=results),
+        Row("e2e", f"send->delivery p99 @{RATE}/s", "ms", [r["p99_ms"] for r in results], target="<= 100 ms",
+            target_max=100, higher_is_better=False),
+        Row("e2e", "HTTP answer p99", "ms", [r["http_p99_ms"] for r in results], higher_is_better=False,
+            note="the 201 itself, in the same runs"),
+    ]

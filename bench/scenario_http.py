@@ -1,0 +1,175 @@
+"""rest and webhook: accepted requests/s and latency at 64 concurrent keep-alive clients (wrk).
+
+The product is the main worker (API + pipeline agent in one process, as users run it). Its
+pipeline keeps consuming what the load accepted, so after every product run we wait until the
+worker's consumer group has caught up before the next measurement (time and lag recorded).
+Baseline: `baseline_server.py`, same body and headers, same wrk load, same broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from context import PARTITIONS, Context, Row
+from fixtures import HMAC_HEADER, event_body, sign, webhook_body
+from harness import BENCH, PROCS, PY, CpuMeter, TopicProbe, create_topic, free_port, log, wait_drained
+
+CONNECTIONS = 64
+DRAIN_TIMEOUT = 120
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    log("wrk not found: installing Debian's package (apt-get install -y wrk)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], env=env, capture_output=True).returncode != 0:
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], env=env, check=True, capture_output=True)
+    found = shutil.which("wrk")
+    if not found:
+        raise RuntimeError("wrk is not installed and apt-get could not install it")
+    return found
+
+
+def run_wrk(url: str, body: bytes, headers: dict[str, str], seconds: int, workdir: Path) -> dict[str, Any]:
+    body_file, headers_file = workdir / "wrk-body", workdir / "wrk-headers"
+    body_file.write_bytes(body)
+    headers_file.write_text("".join(f"{k}: {v}\n" for k, v in headers.items()))
+    env = {**os.environ, "BENCH_BODY_FILE": str(body_file), "BENCH_HEADERS_FILE": str(headers_file)}
+    cmd = [ensure_wrk(), "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "5s", "-s", str(BENCH / "post.lua"), url]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 60)
+    line = next((l for l in proc.stdout.splitlines() if l.startswith("BENCH_JSON ")), None)
+    if proc.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stdout[-1500:]} {proc.stderr[-1500:]}")
+    out = json.loads(line.split(" ", 1)[1])
+    seconds_run = out["duration_us"] / 1e6
+    good = out["requests"] - out["status_errors"]
+    out["accepted_per_s"] = good / seconds_run
+    out["errors"] = {k: out[k] for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts") if out[k]}
+    out["p50_ms"] = out["p50_us"] / 1000
+    out["p99_ms"] = out["p99_us"] / 1000
+    return out
+
+
+class Baseline:
+    """The bare aiohttp + aiokafka server, on its own topic of the same broker."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.port = free_port()
+        self.topic = ctx.app("baseline")
+        self.proc: Any = None
+
+    def __enter__(self) -> "Baseline":
+        asyncio.run(create_topic(self.ctx.bootstrap, self.topic, PARTITIONS))
+        self.proc = PROCS.spawn([PY, str(BENCH / "baseline_server.py"), "--port", str(self.port), "--bootstrap",
+                                 self.ctx.bootstrap, "--topic", self.topic],
+                                log_path=self.ctx.workdir / "baseline.log")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("baseline server did not start")
+
+    def __exit__(self, *exc: Any) -> None:
+        PROCS.stop(self.proc)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+def _drain(ctx: Context, app_id: str) -> tuple[float, int | None]:
+    async def go() -> tuple[float, int | None]:
+        async with TopicProbe(ctx.bootstrap) as probe:
+            return await wait_drained(probe, app_id, f"{app_id}-ingest", DRAIN_TIMEOUT)
+
+    return asyncio.run(go())
+
+
+def _scenario(ctx: Context, name: str, path: str, body: bytes, headers: dict[str, str], expect: int) -> list[Row]:
+    worker = ctx.main_worker()
+    seconds = 5 if ctx.quick else 10
+    warm = 2 if ctx.quick else 3
+    product_url = worker.url + path
+    check = httpx.post(product_url, content=body, headers=headers, timeout=10)
+    if check.status_code != expect:
+        raise RuntimeError(f"{name}: a single request got HTTP {check.status_code}: {check.text[:300]}")
+    product: list[dict[str, Any]] = []
+    base: list[dict[str, Any]] = []
+    with Baseline(ctx) as baseline:
+        base_url = baseline.url(path)
+        log(f"{name}: warm-up ({warm}s each)")
+        run_wrk(product_url, body, headers, warm, ctx.workdir)
+        _drain(ctx, worker.app_id)
+        run_wrk(base_url, body, headers, warm, ctx.workdir)
+
+        def measure_product(i: int) -> None:
+            cpu = CpuMeter({"worker": worker.pid, "kafka": ctx.kafka_pid})
+            result = run_wrk(product_url, body, headers, seconds, ctx.workdir)
+            result["cpu_percent"] = cpu.read()
+            result["drain_seconds"], result["lag_after_drain"] = _drain(ctx, worker.app_id)
+            product.append(result)
+            log(f"{name} run {i + 1}: product {result['accepted_per_s']:,.0f}/s p50 {result['p50_ms']:.1f}ms "
+                f"p99 {result['p99_ms']:.1f}ms cpu {result['cpu_percent']} errors {result['errors'] or 0} "
+                f"(pipeline caught up {result['drain_seconds']:.1f}s later)")
+
+        def measure_baseline(i: int) -> None:
+            cpu = CpuMeter({"baseline": baseline.proc.pid, "kafka": ctx.kafka_pid})
+            result = run_wrk(base_url, body, headers, seconds, ctx.workdir)
+            result["cpu_percent"] = cpu.read()
+            base.append(result)
+            log(f"{name} run {i + 1}: baseline {result['accepted_per_s']:,.0f}/s p50 {result['p50_ms']:.1f}ms "
+                f"p99 {result['p99_ms']:.1f}ms cpu {result['cpu_percent']}")
+
+        for i in range(ctx.runs):
+            # alternate the order so slow drift of the machine does not favour one side
+            if i % 2 == 0:
+                measure_product(i)
+                measure_baseline(i)
+            else:
+                measure_baseline(i)
+                measure_product(i)
+
+    rate = [r["accepted_per_s"] for r in product]
+    brate = [r["accepted_per_s"] for r in base]
+    pairs = [{"product": p, "baseline": b} for p, b in zip(product, base)]
+    return [
+        Row(name, f"accepted/s, {CONNECTIONS} conns", "req/s", rate, brate, "bare aiohttp+aiokafka",
+            [a / b if b else None for a, b in zip(rate, brate)], target=">= 4000/s and >= 0.7x",
+            target_min=4000, ratio_min=0.7, details=pairs),
+        Row(name, "latency p50", "ms", [r["p50_ms"] for r in product], [r["p50_ms"] for r in base],
+            "bare aiohttp+aiokafka", higher_is_better=False),
+        Row(name, "latency p99", "ms", [r["p99_ms"] for r in product], [r["p99_ms"] for r in base],
+            "bare aiohttp+aiokafka", target="<= 50 ms", target_max=50, higher_is_better=False),
+    ]
+
+
+def run_rest(ctx: Context) -> list[Row]:
+    template = ctx.get_template()
+    out = template.outgoing
+    body = orjson.dumps(event_body(out.endpoint_ids[0], 1))
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {out.api_key}"}
+    return _scenario(ctx, "rest", f"/api/v1/projects/{out.project_id}/events", body, headers, 201)
+
+
+def run_webhook(ctx: Context) -> list[Row]:
+    template = ctx.get_template()
+    inc = template.incoming
+    body = webhook_body(1)
+    headers = {"Content-Type": "application/json", HMAC_HEADER: sign(inc.secret, body)}
+    return _scenario(ctx, "webhook", f"/ingest/{inc.mask_id}", body, headers, 200)

@@ -1,0 +1,70 @@
+"""A broker message as Convoy defines it, turned into an ingest record.
+
+Pure: the bridges' handle calls `to_record`, then publishes. Anything that
+makes a message invalid forever raises `InvalidMessage`, so the shared loop
+dead-letters and acks it (spec/decisions.md row 12).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from bridges.base import BrokerMessage, InvalidMessage
+
+from .records import IngestRecord
+from .routing import ConfigView
+from .validation import merge_broker_headers, message_type, validate_broker_message
+
+BROKER_MESSAGE_ID = "x-broker-message-id"
+
+
+def to_record(source: Mapping[str, Any], message: BrokerMessage, *, config: ConfigView, event_id: Any, now: str) -> IngestRecord:
+    """`event_id(dedup_key)` mints the id (partition-aligned, see `ids`)."""
+    fields = validate_broker_message(message.body)
+    custom = fields.get("custom_headers") or {}
+    kind = message_type(message.headers, custom)
+    project_id = str(source["project_id"])
+    endpoint_id = fields.get("endpoint_id") or ""
+    owner_id = fields.get("owner_id") or ""
+    if kind == "single":
+        if not endpoint_id:
+            raise InvalidMessage("single message doesn't include an endpoint id")
+        if config.endpoint(project_id, endpoint_id) is None:
+            raise InvalidMessage(f"single message includes an invalid endpoint id: {endpoint_id}")
+    elif kind == "fanout" and not owner_id:
+        raise InvalidMessage("fanout message doesn't include an owner id")
+    elif kind == "broadcast":
+        endpoint_id = owner_id = ""
+    headers = merge_broker_headers(message.headers, custom)
+    headers[BROKER_MESSAGE_ID] = message.message_id
+    idempotency_key = fields.get("idempotency_key") or ""
+    dedup_key = f"{project_id}:{idempotency_key}" if idempotency_key else ""
+    return IngestRecord(
+        uid=event_id(dedup_key), project_id=project_id, kind=kind, event_type=fields["event_type"],
+        data=fields["data"], created_at=now, endpoint_id=endpoint_id, owner_id=owner_id,
+        source_id=str(source["uid"]), idempotency_key=idempotency_key, dedup_key=dedup_key,
+        headers=headers, forward_headers=headers, broker=str((source.get("pub_sub") or {}).get("type", "")),
+        broker_message_id=message.message_id,
+    )
+
+
+def dead_letter_document(source: Mapping[str, Any], message: BrokerMessage, reason: str) -> dict[str, Any]:
+    """What the dead-letter topic keeps: enough to understand and replay the message."""
+    return {
+        "reason": reason,
+        "source_id": source.get("uid", ""),
+        "project_id": source.get("project_id", ""),
+        "broker": (source.get("pub_sub") or {}).get("type", ""),
+        "broker_message_id": message.message_id,
+        "original": message.body.decode("utf-8", "replace"),
+        "original_is_utf8": _is_utf8(message.body),
+        "headers": dict(message.headers),
+    }
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False

@@ -1,0 +1,472 @@
+"""The OpenAPI 3 description of convoy-stream's HTTP API, served at `GET /openapi.json`.
+
+Kept as Python so it can share constants with the validators and stay next to
+the routes. `tests/unit/test_openapi.py` checks that every route registered in
+`routes.py` (except the workers' own `/_internal/*`) has exactly one operation
+here, and `tests/integration/test_openapi_fuzz.py` runs schemathesis against a
+live worker with it: no 5xx, and every answer matches this document.
+
+Every JSON answer is Convoy's envelope `{"status", "message", "data"}`; errors
+carry no `data`. Lists are `data: {"content": [...], "pagination": {...}}`.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ..validation import ENCODINGS, HASH_ALGORITHMS, PROVIDERS, PUB_SUB_TYPES, SOURCE_TYPES, VERIFIER_TYPES
+
+VERSION = "0.1.0"
+
+Schema = dict[str, Any]
+
+# -- schema helpers -------------------------------------------------------------------------
+
+STRING: Schema = {"type": "string"}
+NULLABLE_STRING: Schema = {"type": "string", "nullable": True}
+BOOLEAN: Schema = {"type": "boolean"}
+INTEGER: Schema = {"type": "integer"}
+ANY: Schema = {}
+STRING_LIST: Schema = {"type": "array", "items": STRING}
+STRING_MAP: Schema = {"type": "object", "additionalProperties": STRING}
+
+
+def obj(properties: dict[str, Schema], required: list[str] | None = None, **extra: Any) -> Schema:
+    schema: Schema = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = required
+    schema.update(extra)
+    return schema
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def json_content(schema: Schema) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def envelope(data: Schema) -> Schema:
+    return obj({"status": {"type": "boolean", "enum": [True]}, "message": STRING, "data": data},
+               ["status", "message", "data"])
+
+
+def listing(item: str) -> Schema:
+    return obj({"content": {"type": "array", "items": ref(item)}, "pagination": ref("Pagination")},
+               ["content", "pagination"])
+
+
+# -- components -----------------------------------------------------------------------------
+
+HMAC = obj({
+    "header": STRING, "hash": {"type": "string", "enum": list(HASH_ALGORITHMS)}, "secret": STRING,
+    "encoding": {"type": "string", "enum": list(ENCODINGS)},
+    "tolerance_seconds": {"type": "integer", "minimum": 1, "nullable": True},
+    "previous_secret": NULLABLE_STRING,
+    "previous_secret_expires_at": {"type": "string", "format": "date-time", "nullable": True},
+}, description="Secrets are shown once, at creation; reads answer `[REDACTED]`.")
+
+VERIFIER = obj({
+    "type": {"type": "string", "enum": list(VERIFIER_TYPES)},
+    "hmac": HMAC,
+    "basic_auth": obj({"username": STRING, "password": STRING}, ["username", "password"]),
+    "api_key": obj({"header_name": STRING, "header_value": STRING}, ["header_name", "header_value"]),
+})
+
+PUB_SUB = obj({
+    "type": {"type": "string", "enum": list(PUB_SUB_TYPES)},
+    "workers": {"type": "integer", "minimum": 1},
+    "sqs": obj({"access_key_id": STRING, "secret_key": STRING, "default_region": STRING, "queue_name": STRING,
+                "endpoint": NULLABLE_STRING}, ["access_key_id", "secret_key", "default_region", "queue_name"]),
+    "google": obj({"service_account": {"type": "string", "description": "base64 of a JSON key file"},
+                   "subscription_id": STRING, "project_id": STRING},
+                  ["service_account", "subscription_id", "project_id"]),
+    "kafka": obj({"brokers": STRING_LIST, "topic_name": STRING, "consumer_group_id": STRING,
+                  "auth": obj({"type": {"type": "string", "enum": ["plain", "scram"]},
+                               "hash": {"type": "string", "enum": ["SHA256", "SHA512"]},
+                               "username": STRING, "password": STRING, "tls": BOOLEAN}, nullable=True)},
+                 ["brokers", "topic_name"]),
+    "amqp": obj({"schema": {"type": "string", "enum": ["amqp", "amqps"]}, "host": STRING,
+                 "port": {"type": "string", "pattern": "^[0-9]{1,5}$"}, "queue": STRING, "vhost": STRING,
+                 "auth": obj({"user": STRING, "password": STRING}, nullable=True),
+                 "bindExchange": obj({"exchange": STRING, "routingKey": STRING}, ["exchange"], nullable=True),
+                 "deadLetterExchange": NULLABLE_STRING},
+                ["host", "port", "queue"]),
+}, ["type"], description="Broker config of a `pub_sub` source; credentials are shown once, at creation.")
+
+FILTER_CONFIG = obj({
+    "event_types": STRING_LIST,
+    "filter": obj({"headers": {"type": "object"}, "body": {"type": "object"},
+                   "query": {"type": "object"}, "path": {"type": "object"}}),
+})
+
+PROJECT_CONFIG = obj({
+    "max_payload_read_size": {"type": "integer", "minimum": 0},
+    "replay_attacks_prevention_enabled": BOOLEAN,
+    "retention_policy_enabled": BOOLEAN,
+    "disable_endpoint": BOOLEAN,
+    "retention_policy": obj({"policy": {"type": "string", "example": "168h"}}),
+    "ratelimit": obj({"count": {"type": "integer", "minimum": 0}, "duration": {"type": "integer", "minimum": 0}}),
+    "strategy": obj({"type": {"type": "string", "enum": ["linear", "exponential"]},
+                     "duration": {"type": "integer", "minimum": 0}, "retry_count": {"type": "integer", "minimum": 0}}),
+    "signature": obj({"header": STRING, "versions": {"type": "array", "items": obj({
+        "hash": {"type": "string", "enum": list(HASH_ALGORITHMS)},
+        "encoding": {"type": "string", "enum": list(ENCODINGS)}}, ["hash", "encoding"])}}),
+    "request_id_header": STRING,
+})
+
+URL_SCHEMA: Schema = {"type": "string", "pattern": "^https?://[a-z0-9]([a-z0-9.-]{0,30}[a-z0-9])?(:[0-9]{1,5})?(/[a-zA-Z0-9_./-]*)?$"}
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": obj({"status": {"type": "boolean", "enum": [False]}, "message": STRING}, ["status", "message"],
+                 description="Every error answer (4xx, 503)."),
+    "Pagination": obj({"per_page": INTEGER, "has_next_page": BOOLEAN, "has_prev_page": BOOLEAN,
+                       "next_page_cursor": STRING, "prev_page_cursor": STRING},
+                      ["per_page", "has_next_page", "has_prev_page", "next_page_cursor", "prev_page_cursor"]),
+    "Health": obj({"config_loaded": BOOLEAN, "kafka_connected": BOOLEAN, "partitions_assigned": BOOLEAN},
+                  ["config_loaded", "kafka_connected", "partitions_assigned"]),
+    # -- requests --
+    "ProjectCreate": obj({"name": {"type": "string", "minLength": 1}, "type": {"type": "string", "enum": ["incoming", "outgoing"]},
+                          "logo_url": {**URL_SCHEMA, "nullable": True}, "config": PROJECT_CONFIG}, ["name", "type"]),
+    "ProjectUpdate": obj({"name": {"type": "string", "minLength": 1}, "logo_url": {**URL_SCHEMA, "nullable": True},
+                          "config": PROJECT_CONFIG}, ["name"]),
+    "EndpointInput": obj({
+        "name": {"type": "string", "minLength": 1}, "url": URL_SCHEMA, "secret": NULLABLE_STRING,
+        "owner_id": NULLABLE_STRING, "description": NULLABLE_STRING,
+        "status": {"type": "string", "enum": ["active", "inactive", "paused"]}, "is_disabled": BOOLEAN,
+        "advanced_signatures": BOOLEAN, "support_email": {"type": "string", "format": "email", "nullable": True},
+        "slack_webhook_url": NULLABLE_STRING, "http_timeout": {"type": "integer", "minimum": 1, "nullable": True},
+        "rate_limit": {"type": "integer", "minimum": 0, "nullable": True},
+        "rate_limit_duration": {"type": "integer", "minimum": 0, "nullable": True},
+        "authentication": obj({"type": {"type": "string", "enum": ["api_key"]},
+                               "api_key": obj({"header_name": STRING, "header_value": STRING}, ["header_name", "header_value"])},
+                              nullable=True),
+    }, ["name", "url"]),
+    "SubscriptionInput": obj({"name": {"type": "string", "minLength": 1}, "endpoint_id": {"type": "string", "minLength": 1},
+                              "source_id": NULLABLE_STRING, "function": NULLABLE_STRING, "filter_config": FILTER_CONFIG},
+                             ["name", "endpoint_id"]),
+    "SourceInput": obj({
+        "name": {"type": "string", "minLength": 1}, "type": {"type": "string", "enum": list(SOURCE_TYPES)},
+        "provider": {"type": "string", "enum": ["", *PROVIDERS]}, "verifier": VERIFIER,
+        "custom_response": obj({"body": STRING, "content_type": STRING}),
+        "idempotency_keys": {"type": "array", "items": {"type": "string", "example": "request.body.id"}},
+        "event_type_location": {"type": "string", "example": "request.body.type"},
+        "body_function": NULLABLE_STRING, "header_function": NULLABLE_STRING,
+        "pub_sub": PUB_SUB, "is_disabled": BOOLEAN, "forward_headers": STRING_LIST,
+    }, ["name", "type"]),
+    "EventSingle": obj({"endpoint_id": STRING, "app_id": STRING, "event_type": {"type": "string", "minLength": 1},
+                        "data": ANY, "custom_headers": STRING_MAP, "idempotency_key": STRING},
+                       ["event_type", "data"], description="`endpoint_id` (or Convoy's older `app_id`) is required."),
+    "EventFanout": obj({"owner_id": {"type": "string", "minLength": 1}, "event_type": {"type": "string", "minLength": 1},
+                        "data": ANY, "custom_headers": STRING_MAP, "idempotency_key": STRING},
+                       ["owner_id", "event_type", "data"]),
+    "EventBroadcast": obj({"event_type": {"type": "string", "minLength": 1}, "data": ANY, "custom_headers": STRING_MAP,
+                           "idempotency_key": STRING}, ["event_type", "data"]),
+    "EventDynamic": obj({"url": URL_SCHEMA, "secret": STRING, "event_types": STRING_LIST,
+                         "event_type": {"type": "string", "minLength": 1}, "data": ANY, "custom_headers": STRING_MAP,
+                         "idempotency_key": STRING}, ["url", "event_type", "data"]),
+    # -- answers --
+    "Project": obj({"uid": STRING, "name": STRING, "type": {"type": "string", "enum": ["incoming", "outgoing"]},
+                    "logo_url": NULLABLE_STRING, "organisation_id": STRING, "config": {"type": "object"},
+                    "created_at": STRING, "updated_at": STRING, "deleted_at": NULLABLE_STRING},
+                   ["uid", "name", "type", "config", "created_at", "updated_at"]),
+    "ApiKey": obj({"uid": STRING, "project_id": STRING, "name": STRING, "role": {"type": "object"},
+                   "key_type": STRING, "created_at": STRING,
+                   "key": {"type": "string", "description": "`CO.<mask>.<secret>`; shown only in this answer"}},
+                  ["uid", "project_id", "key"]),
+    "Endpoint": obj({"uid": STRING, "project_id": STRING, "name": STRING, "url": STRING,
+                     "secret": {"type": "string", "description": "shown at creation; `[REDACTED]` afterwards"},
+                     "owner_id": NULLABLE_STRING, "description": NULLABLE_STRING, "status": STRING,
+                     "created_at": STRING, "updated_at": STRING},
+                    ["uid", "project_id", "name", "url", "status", "created_at", "updated_at"]),
+    "Subscription": obj({"uid": STRING, "project_id": STRING, "name": STRING, "endpoint_id": STRING,
+                         "source_id": NULLABLE_STRING, "function": NULLABLE_STRING, "filter_config": {"type": "object"},
+                         "created_at": STRING, "updated_at": STRING},
+                        ["uid", "project_id", "endpoint_id", "filter_config", "created_at", "updated_at"]),
+    "Source": obj({"uid": STRING, "project_id": STRING, "name": STRING, "type": STRING, "mask_id": STRING,
+                   "url": STRING, "provider": NULLABLE_STRING, "is_disabled": BOOLEAN, "verifier": {"type": "object"},
+                   "pub_sub": {"type": "object", "nullable": True}, "created_at": STRING, "updated_at": STRING},
+                  ["uid", "project_id", "name", "type", "mask_id", "url", "verifier", "created_at", "updated_at"]),
+    "Event": obj({"uid": STRING, "event_type": STRING, "project_id": STRING, "data": ANY,
+                  "headers": {"type": "object", "additionalProperties": STRING_LIST,
+                              "description": "Authorization, Cookie, Proxy-Authorization and the api_key verifier's header are `[REDACTED]`"},
+                  "idempotency_key": NULLABLE_STRING, "is_duplicate_event": BOOLEAN, "status": STRING, "created_at": STRING},
+                 ["uid", "event_type", "project_id", "status", "created_at"]),
+    "DeadLetter": obj({"uid": STRING, "reason": STRING, "source_id": STRING, "project_id": STRING, "broker": STRING,
+                       "broker_message_id": STRING, "original": {"type": "string", "description": "the message body"},
+                       "original_is_utf8": BOOLEAN, "headers": {"type": "object"}},
+                      ["reason", "source_id", "project_id"]),
+    "Delivery": obj({"uid": STRING, "event_id": STRING, "project_id": STRING, "endpoint_id": STRING,
+                     "subscription_id": STRING, "event_type": STRING, "status": STRING, "created_at": STRING},
+                    ["uid", "event_id", "project_id", "endpoint_id", "status"]),
+}
+
+# -- parameters and responses ---------------------------------------------------------------
+
+
+def path_param(name: str, description: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "description": description, "schema": STRING}
+
+
+def query_param(name: str, description: str, schema: Schema | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema or STRING}
+
+
+PROJECT_ID = path_param("projectID", "the project's uid")
+PAGING = [
+    query_param("perPage", "page size, 1-100 (default 20)", {"type": "integer", "minimum": 1}),
+    query_param("direction", "`next` (older) or `prev` (newer)", {"type": "string", "enum": ["next", "prev"]}),
+    query_param("next_page_cursor", "uid of the last item of the previous page"),
+    query_param("prev_page_cursor", "uid of the first item of the next page"),
+]
+DATE_RANGE = [
+    query_param("startDate", "`2006-01-02T15:04:05` UTC (default: 7 days ago)"),
+    query_param("endDate", "`2006-01-02T15:04:05` UTC"),
+]
+ERROR = json_content(ref("Error"))
+
+
+def error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": ERROR}
+
+
+def errors(*codes: int) -> dict[str, Any]:
+    text = {
+        400: "invalid request (Convoy's validation message)",
+        401: "missing or wrong credentials",
+        403: "not allowed for this caller",
+        404: "not found (or not visible to this caller)",
+        408: "the request body did not arrive in time",
+        413: "request body too large",
+        415: {"description": "the request body is not JSON (empty body, as Convoy)",
+              "content": {"text/plain": {"schema": STRING}}},
+        429: "exceeded the instance ingest rate limit (`Retry-After` says when to retry)",
+        503: "Kafka or the worker is not ready; nothing was accepted, retry (`Retry-After`)",
+    }
+    out: dict[str, Any] = {}
+    for code in codes:
+        value = text[code]
+        out[str(code)] = value if isinstance(value, dict) else error(value)
+    if 429 in codes:
+        out["429"]["headers"] = {
+            "Retry-After": {"schema": {"type": "integer", "minimum": 1}, "required": True},
+            "X-RateLimit-Limit": {"schema": {"type": "integer"}},
+            "X-RateLimit-Remaining": {"schema": {"type": "integer"}},
+        }
+    return out
+
+
+def answer(status: int, description: str, data: Schema) -> dict[str, Any]:
+    return {str(status): {"description": description, "content": json_content(envelope(data))}}
+
+
+#: 4xx/503 every authenticated project route can answer.
+PROJECT_ERRORS = (400, 401, 403, 404, 503)
+BODY_ERRORS = (408, 413, 415)
+BEARER = [{"bearer": []}]
+
+
+def op(summary: str, tag: str, responses: dict[str, Any], *, parameters: list[dict[str, Any]] | None = None,
+       body: Schema | None = None, security: list[dict[str, Any]] | None = None, description: str = "") -> dict[str, Any]:
+    operation: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses,
+                                 "operationId": "", "security": BEARER if security is None else security}
+    if description:
+        operation["description"] = description
+    if parameters:
+        operation["parameters"] = parameters
+    if body is not None:
+        operation["requestBody"] = {"required": True, "content": json_content(body)}
+    return operation
+
+
+# -- paths ----------------------------------------------------------------------------------
+
+
+def _crud(collection: str, label: str, entity: str, input_schema: str, uid_text: str,
+          filters: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    base = f"/api/v1/projects/{{projectID}}/{collection}"
+    item = base + "/{uid}"
+    uid = path_param("uid", uid_text)
+    return {
+        base: {
+            "post": op(f"Create a {label}", collection, {**answer(201, f"{label} created", ref(entity)),
+                                                        **errors(*PROJECT_ERRORS, *BODY_ERRORS)},
+                       parameters=[PROJECT_ID], body=ref(input_schema)),
+            "get": op(f"List {label}s", collection, {**answer(200, f"{label}s, newest first", listing(entity)),
+                                                    **errors(*PROJECT_ERRORS)},
+                      parameters=[PROJECT_ID, *filters, *PAGING]),
+        },
+        item: {
+            "get": op(f"Get a {label}", collection, {**answer(200, label, ref(entity)), **errors(*PROJECT_ERRORS)},
+                      parameters=[PROJECT_ID, uid]),
+            "put": op(f"Update a {label}", collection, {**answer(202, f"{label} updated", ref(entity)),
+                                                       **errors(*PROJECT_ERRORS, *BODY_ERRORS)},
+                      parameters=[PROJECT_ID, uid], body=ref(input_schema)),
+            "delete": op(f"Delete a {label}", collection, {**answer(200, f"{label} deleted", {"nullable": True}),
+                                                          **errors(*PROJECT_ERRORS)},
+                         parameters=[PROJECT_ID, uid]),
+        },
+    }
+
+
+def _event_create(kind: str, schema: str, summary: str) -> dict[str, Any]:
+    return op(summary, "events", {**answer(201, "accepted: durable in Kafka", ref("Event")),
+                                  **errors(*PROJECT_ERRORS, *BODY_ERRORS, 429)},
+              parameters=[PROJECT_ID], body=ref(schema),
+              description="Answers 201 only after Kafka acknowledged the event (acks=all); 503 otherwise.")
+
+
+INGEST_BODY = {
+    "required": False,
+    "content": {
+        "application/json": {"schema": ANY},
+        "application/x-www-form-urlencoded": {"schema": {"type": "object", "additionalProperties": STRING}},
+        "text/plain": {"schema": STRING},
+    },
+}
+INGEST_OK = {
+    "description": "event received (durable in Kafka); a source with a `custom_response` answers its own body",
+    "content": {
+        "application/json": {"schema": envelope({"type": "integer", "description": "bytes of the stored payload"})},
+        "*/*": {"schema": ANY},
+    },
+}
+
+
+def _ingest(method: str) -> dict[str, Any]:
+    return {
+        "summary": f"Receive a webhook ({method})", "tags": ["ingest"], "operationId": "", "security": [],
+        "description": "Verified by the source's verifier; `400 Request verification failed` never says why.",
+        "parameters": [path_param("maskID", "the source's mask id (its ingest URL)")],
+        "requestBody": INGEST_BODY,
+        "responses": {"200": INGEST_OK, **errors(400, 403, 404, 408, 413, 429, 503)},
+    }
+
+
+def paths() -> dict[str, dict[str, Any]]:
+    project = "/api/v1/projects/{projectID}"
+    out: dict[str, dict[str, Any]] = {
+        "/health": {"get": op("Readiness of this worker", "operations",
+                              {**answer(200, "ready", ref("Health")), **errors(503)}, security=[])},
+        "/openapi.json": {"get": op("This document", "operations", {"200": {
+            "description": "OpenAPI 3 document", "content": json_content({"type": "object"})}}, security=[])},
+        "/metrics": {"get": op("Prometheus metrics of this worker", "operations", {
+            "200": {"description": "Prometheus text exposition format",
+                    "content": {"text/plain": {"schema": STRING}}},
+            **errors(401, 403)}, description="Needs the instance admin token.")},
+        "/api/v1/projects": {"post": op(
+            "Create a project (instance admin)", "projects",
+            {**answer(201, "project and its API key (the key is shown only here)",
+                      obj({"project": ref("Project"), "api_key": ref("ApiKey")}, ["project", "api_key"])),
+             **errors(400, 401, 403, 503, *BODY_ERRORS)},
+            body=ref("ProjectCreate"), description="Needs the instance admin token.")},
+        project: {
+            "get": op("Get a project", "projects", {**answer(200, "project", ref("Project")), **errors(*PROJECT_ERRORS)},
+                      parameters=[PROJECT_ID]),
+            "put": op("Update a project", "projects", {**answer(202, "project updated", ref("Project")),
+                                                       **errors(*PROJECT_ERRORS, *BODY_ERRORS)},
+                      parameters=[PROJECT_ID], body=ref("ProjectUpdate")),
+            "delete": op("Delete a project with everything in it", "projects",
+                         {**answer(200, "project deleted", {"nullable": True}), **errors(*PROJECT_ERRORS)},
+                         parameters=[PROJECT_ID]),
+        },
+        **_crud("endpoints", "Endpoint", "Endpoint", "EndpointInput", "the endpoint's uid",
+                [query_param("q", "name contains"), query_param("ownerId", "owner id")]),
+        **_crud("subscriptions", "Subscription", "Subscription", "SubscriptionInput", "the subscription's uid",
+                [query_param("endpointId", "endpoint uid (repeatable)")]),
+        **_crud("sources", "Source", "Source", "SourceInput", "the source's uid",
+                [query_param("q", "name contains"), query_param("type", "source type"),
+                 query_param("provider", "provider")]),
+        project + "/events": {
+            "post": _event_create("single", "EventSingle", "Send an event to one endpoint"),
+            "get": op("List events", "events", {**answer(200, "events, newest first", listing("Event")),
+                                                **errors(*PROJECT_ERRORS)},
+                      parameters=[PROJECT_ID, query_param("sourceId", "source uid (repeatable)"),
+                                  query_param("endpointId", "endpoint uid (repeatable)"),
+                                  query_param("ownerId", "owner id"), query_param("idempotencyKey", "idempotency key"),
+                                  query_param("brokerMessageId", "broker message id"),
+                                  query_param("query", "uid prefix, event type or idempotency key"),
+                                  *DATE_RANGE, *PAGING]),
+        },
+        project + "/events/fanout": {"post": _event_create("fanout", "EventFanout", "Send an event to every endpoint of an owner")},
+        project + "/events/broadcast": {"post": _event_create("broadcast", "EventBroadcast", "Send an event to every matching subscription")},
+        project + "/events/dynamic": {"post": _event_create("dynamic", "EventDynamic", "Send an event to a URL (endpoint made on demand)")},
+        project + "/events/{eventID}": {"get": op(
+            "Get an event", "events", {**answer(200, "event", ref("Event")), **errors(*PROJECT_ERRORS)},
+            parameters=[PROJECT_ID, path_param("eventID", "the event's uid")])},
+        project + "/eventdeliveries": {"get": op(
+            "List event deliveries", "events", {**answer(200, "deliveries, newest first", listing("Delivery")),
+                                                **errors(*PROJECT_ERRORS)},
+            parameters=[PROJECT_ID, query_param("eventId", "event uid (repeatable)"),
+                        query_param("endpointId", "endpoint uid (repeatable)"),
+                        query_param("subscriptionId", "subscription uid (repeatable)"),
+                        query_param("eventType", "event type (repeatable)"), query_param("status", "status (repeatable)"),
+                        query_param("idempotencyKey", "idempotency key"), query_param("brokerMessageId", "broker message id"),
+                        *DATE_RANGE, *PAGING])},
+        project + "/dead-letters": {"get": op(
+            "List dead letters", "events", {**answer(200, "broker messages that could never become events, newest first",
+                                                     listing("DeadLetter")), **errors(*PROJECT_ERRORS)},
+            parameters=[PROJECT_ID, *DATE_RANGE, *PAGING])},
+        project + "/eventdeliveries/{deliveryID}": {"get": op(
+            "Get an event delivery", "events", {**answer(200, "delivery", ref("Delivery")), **errors(*PROJECT_ERRORS)},
+            parameters=[PROJECT_ID, path_param("deliveryID", "the delivery's uid")])},
+        "/ingest/{maskID}": {
+            "post": _ingest("POST"), "put": _ingest("PUT"), "patch": _ingest("PATCH"),
+            "get": {"summary": "X/Twitter CRC challenge", "tags": ["ingest"], "operationId": "", "security": [],
+                    "parameters": [path_param("maskID", "the source's mask id"),
+                                   query_param("crc_token", "challenge token")],
+                    "responses": {"200": {"description": "`{\"response_token\": \"sha256=...\"}`",
+                                          "content": json_content(obj({"response_token": STRING}, ["response_token"]))},
+                                  **errors(400, 403, 404, 503)}},
+        },
+    }
+    for path, methods in out.items():
+        for method, operation in methods.items():
+            operation["operationId"] = _operation_id(method, path)
+    return out
+
+
+def _operation_id(method: str, path: str) -> str:
+    words = [p.strip("{}") for p in path.strip("/").replace(".", "_").split("/") if p not in ("api", "v1")]
+    return method + "".join(w[:1].upper() + w[1:] for w in words)
+
+
+def document(server_url: str | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "convoy-stream",
+            "version": VERSION,
+            "description": "Convoy-compatible event ingestion (Sources, REST events) on Kafka. "
+                           "Answers use Convoy's envelope `{status, message, data}`.",
+        },
+        "paths": paths(),
+        "components": {
+            "schemas": copy.deepcopy(SCHEMAS),
+            "securitySchemes": {"bearer": {
+                "type": "http", "scheme": "bearer",
+                "description": "A project API key (`CO.<mask>.<secret>`) for project routes, or the instance "
+                               "admin token (`CONVOY_STREAM_ADMIN_TOKEN`) for `POST /api/v1/projects`, "
+                               "`/metrics` and any project.",
+            }},
+        },
+        "security": BEARER,
+    }
+    if server_url:
+        doc["servers"] = [{"url": server_url}]
+    return doc
+
+
+_CACHED: bytes | None = None
+
+
+async def serve(request: web.Request) -> web.Response:
+    global _CACHED
+    if _CACHED is None:
+        _CACHED = orjson.dumps(document())
+    return web.Response(body=_CACHED, content_type="application/json")

@@ -1,0 +1,62 @@
+"""Ordered range scans over a Faust table's local partitions.
+
+Events and deliveries are keyed `<project>/<ULID>`, so one project's rows
+are contiguous and time-ordered. Listing walks that range newest first (or
+oldest first from a cursor) and stops as soon as a page is full, instead of
+reading the whole table. RocksDB stores are read with native iterators, one
+per active partition, merged; the in-memory store (tests) sorts its keys.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+from typing import Any, Callable, Iterator
+
+LOW = ""
+HIGH = "\uffff"
+
+
+def scan(table: Any, prefix: str, *, active: Callable[[str], bool], lower: str = LOW, upper: str = HIGH,
+         descending: bool = True) -> Iterator[tuple[str, Any]]:
+    """(key, value) for keys in (prefix+lower, prefix+upper), exclusive bounds, in key order.
+
+    Only keys of partitions this worker is active for (`active(key)`): a
+    worker also holds standby copies of other partitions, and answering from
+    them would list those rows twice across workers.
+    """
+    lo, hi = prefix + lower, prefix + upper
+    store = table.data
+    if hasattr(store, "_dbs_for_actives"):
+        runs = [_rocksdb_run(db, lo, hi, descending) for db in store._dbs_for_actives()]
+        merged = heapq.merge(*runs, key=lambda kv: kv[0], reverse=descending)
+        yield from ((k, store._decode_value(v)) for k, v in merged)
+        return
+    data = store.data
+    keys = sorted((k for k in list(data.keys()) if isinstance(k, str) and lo < k < hi and active(k)), reverse=descending)
+    for key in keys:
+        value = data.get(key)
+        if value is not None:
+            yield key, value
+
+
+def _rocksdb_run(db: Any, lo: str, hi: str, descending: bool) -> Iterator[tuple[str, bytes]]:
+    # Keys are stored JSON-encoded: b'"<project>/<ulid>"'. Within one prefix all
+    # ULIDs have the same length, so the closing quote does not disturb order.
+    it = db.iter()
+    if descending:
+        it.seek_for_prev(json.dumps(hi).encode())
+    else:
+        it.seek(json.dumps(lo).encode())
+    while it.valid():
+        key = json.loads(it.key())
+        if not isinstance(key, str):
+            break
+        if descending and key <= lo or not descending and key >= hi:
+            break
+        if lo < key < hi:
+            yield key, it.value()
+        if descending:
+            it.prev()
+        else:
+            it.next()

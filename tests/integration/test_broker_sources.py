@@ -1,0 +1,169 @@
+"""Broker sources end to end: publish with each broker's own client, find the event by its
+broker message id, see its delivery records, and find invalid messages in the dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import secrets
+from typing import Any, Callable, Iterator
+
+import aio_pika
+import boto3
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from google.cloud import pubsub_v1
+
+from tests.conftest import ADMIN_TOKEN, Api
+from tests.support.workers import Worker, eventually
+
+GCP_PROJECT = "convoy-stream-e2e"
+
+
+@pytest.fixture(scope="module")
+def bridge_worker(kafka_broker: Any, pubsub_emulator: str, sqs_server: str, rabbitmq: Any,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+    w = Worker(kafka_broker.bootstrap, tmp_path_factory.mktemp("bridge-worker"), "cs-brokers-" + secrets.token_hex(3),
+               ADMIN_TOKEN, env={"PUBSUB_EMULATOR_HOST": pubsub_emulator}).start()
+    try:
+        yield w.wait_healthy()
+    finally:
+        w.stop()
+
+
+@pytest.fixture(scope="module")
+def project(bridge_worker: Worker) -> Api:
+    admin = httpx.Client(base_url=bridge_worker.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    data = admin.post("/api/v1/projects", json={"name": "brokers", "type": "outgoing"}).json()["data"]
+    return Api(bridge_worker.url, data["api_key"]["key"], data["project"]["uid"])
+
+
+def endpoint(api: Api, owner: str) -> dict[str, Any]:
+    response = api.post("/endpoints", {"name": f"e-{secrets.token_hex(2)}", "url": "https://example.com/b", "owner_id": owner})
+    assert response.status_code == 201, response.text
+    return response.json()["data"]
+
+
+def create_source(api: Api, pub_sub: dict[str, Any]) -> dict[str, Any]:
+    response = api.post("/sources", {"name": f"{pub_sub['type']}-{secrets.token_hex(2)}", "type": "pub_sub",
+                                     "pub_sub": {"workers": 1, **pub_sub}})
+    assert response.status_code == 201, response.text
+    return response.json()["data"]
+
+
+def messages(single_endpoint: str, owner: str) -> list[tuple[str, bytes, dict[str, str]]]:
+    """(broker message id, body, broker headers): single, fanout via custom_headers,
+    broadcast via a broker header, and one that can never be valid."""
+    tag = secrets.token_hex(4)
+    return [
+        (f"single-{tag}", json.dumps({"endpoint_id": single_endpoint, "event_type": "s", "data": {"k": "single"}}).encode(), {}),
+        (f"fanout-{tag}", json.dumps({"owner_id": owner, "event_type": "f", "data": {"k": "fanout"},
+                                      "custom_headers": {"x-convoy-message-type": "fanout"}}).encode(), {}),
+        (f"broadcast-{tag}", json.dumps({"event_type": "b", "data": {"k": "broadcast"}}).encode(), {"x-convoy-message-type": "broadcast"}),
+        (f"invalid-{tag}", b"this is not json", {}),
+    ]
+
+
+def check_outcome(api: Api, sent: list[tuple[str, bytes, dict[str, str]]], endpoints: dict[str, list[str]],
+                  id_of: Callable[[str], str]) -> None:
+    """Each valid message is an event found by its broker message id, with the expected deliveries."""
+    for name, _, _ in sent[:3]:
+        broker_id = id_of(name)
+        events = eventually(lambda: api.get("/events", params={"brokerMessageId": broker_id}).json()["data"]["content"], timeout=30)
+        [event] = events
+        assert event["broker_message_id"] == broker_id and event["headers"]["x-broker-message-id"] == [broker_id]
+        deliveries = eventually(lambda: api.get("/eventdeliveries", params={"brokerMessageId": broker_id}).json()["data"]["content"])
+        kind = name.split("-")[0]
+        assert sorted(d["endpoint_id"] for d in deliveries) == sorted(endpoints[kind]), (kind, deliveries)
+        assert all(d["headers"]["x-broker-message-id"] == broker_id for d in deliveries)
+    invalid_id = id_of(sent[3][0])
+
+    def dead() -> list[dict[str, Any]]:
+        return [d for d in api.get("/dead-letters").json()["data"]["content"] if d["broker_message_id"] == invalid_id]
+    [letter] = eventually(dead, timeout=30)
+    assert letter["original"] == "this is not json" and "not valid JSON" in letter["reason"]
+
+
+def setup_endpoints(api: Api) -> tuple[dict[str, list[str]], str, str]:
+    owner = "owner-" + secrets.token_hex(3)
+    single, fan1, fan2 = endpoint(api, "solo-" + secrets.token_hex(2)), endpoint(api, owner), endpoint(api, owner)
+    everyone = [e["uid"] for e in api.get("/endpoints", params={"perPage": 100}).json()["data"]["content"]]
+    return {"single": [single["uid"]], "fanout": [fan1["uid"], fan2["uid"]], "broadcast": everyone}, single["uid"], owner
+
+
+def test_sqs_source(project: Api, sqs_server: str) -> None:
+    sqs = boto3.client("sqs", endpoint_url=sqs_server, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+    queue = f"q-{secrets.token_hex(4)}"
+    url = sqs.create_queue(QueueName=queue, Attributes={"VisibilityTimeout": "5"})["QueueUrl"]
+    expected, single, owner = setup_endpoints(project)
+    create_source(project, {"type": "sqs", "sqs": {"access_key_id": "test", "secret_key": "test", "default_region": "us-east-1",
+                                                    "queue_name": queue, "endpoint": sqs_server}})
+    sent = messages(single, owner)
+    ids: dict[str, str] = {}
+    for name, body, headers in sent:
+        attributes = {k: {"DataType": "String", "StringValue": v} for k, v in headers.items()}
+        ids[name] = sqs.send_message(QueueUrl=url, MessageBody=body.decode(), MessageAttributes=attributes)["MessageId"]
+    # broadcast goes to every endpoint, which by now includes all of this project's
+    expected["broadcast"] = [e["uid"] for e in project.get("/endpoints", params={"perPage": 100}).json()["data"]["content"]]
+    check_outcome(project, sent, expected, ids.__getitem__)
+    # everything was acknowledged at the source: the queue drains
+    eventually(lambda: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]["ApproximateNumberOfMessages"] == "0"
+               and sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "0")
+
+
+def test_pubsub_source(project: Api, pubsub_emulator: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", pubsub_emulator)
+    publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+    suffix = secrets.token_hex(4)
+    topic = publisher.topic_path(GCP_PROJECT, f"t-{suffix}")
+    publisher.create_topic(name=topic)
+    subscriber.create_subscription(name=subscriber.subscription_path(GCP_PROJECT, f"s-{suffix}"), topic=topic)
+    expected, single, owner = setup_endpoints(project)
+    create_source(project, {"type": "google", "google": {"project_id": GCP_PROJECT, "subscription_id": f"s-{suffix}",
+                                                         "service_account": base64.b64encode(b'{"type": "service_account"}').decode()}})
+    sent = messages(single, owner)
+    ids = {name: publisher.publish(topic, body, **headers).result(timeout=10) for name, body, headers in sent}
+    expected["broadcast"] = [e["uid"] for e in project.get("/endpoints", params={"perPage": 100}).json()["data"]["content"]]
+    check_outcome(project, sent, expected, ids.__getitem__)
+
+
+def test_rabbitmq_source(project: Api, rabbitmq: Any) -> None:
+    queue = f"q-{secrets.token_hex(4)}"
+    expected, single, owner = setup_endpoints(project)
+    create_source(project, {"type": "amqp", "amqp": {"schema": "amqp", "host": "127.0.0.1", "port": "5672", "vhost": "", "queue": queue,
+                                                     "auth": {"user": "guest", "password": "guest"},
+                                                     "bindExchange": {"exchange": "", "routingKey": ""}}})
+    sent = messages(single, owner)
+
+    async def publish() -> None:
+        connection = await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/")
+        async with connection:
+            channel = await connection.channel()
+            await channel.declare_queue(queue, durable=True)
+            for name, body, headers in sent:
+                await channel.default_exchange.publish(aio_pika.Message(body, message_id=name, headers=headers), routing_key=queue)
+    # the bridge declares the queue when the source is created; publishing before that is fine too
+    asyncio.run(publish())
+    expected["broadcast"] = [e["uid"] for e in project.get("/endpoints", params={"perPage": 100}).json()["data"]["content"]]
+    check_outcome(project, sent, expected, lambda name: name)
+
+
+def test_kafka_source_on_the_own_cluster(project: Api, kafka_broker: Any) -> None:
+    topic = f"orders-{secrets.token_hex(4)}"
+    expected, single, owner = setup_endpoints(project)
+    create_source(project, {"type": "kafka", "kafka": {"brokers": [], "topic_name": topic}})
+    sent = messages(single, owner)
+
+    async def produce() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_broker.bootstrap, acks="all")
+        await producer.start()
+        try:
+            for name, body, headers in sent:
+                await producer.send_and_wait(topic, body, key=name.encode(), headers=[(k, v.encode()) for k, v in headers.items()])
+        finally:
+            await producer.stop()
+    asyncio.run(produce())
+    expected["broadcast"] = [e["uid"] for e in project.get("/endpoints", params={"perPage": 100}).json()["data"]["content"]]
+    check_outcome(project, sent, expected, lambda name: name)
