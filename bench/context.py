@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fixtures import Backlog, Template, build_backlog, make_incoming, make_outgoing
-from harness import PROCS, Worker, copy_topic, create_topic, log, produce_raw
+from harness import PROCS, Worker, copy_topic, create_topic, delete_topics, log, produce_raw, remove_tree
 
 PARTITIONS = 8
 
@@ -42,7 +42,6 @@ class Context:
     quick: bool
     nonce: str
     admin_token: str = field(default_factory=lambda: "bench-admin-" + secrets.token_hex(8))
-    main: Worker | None = None
     template: Template | None = None
     _backlogs: dict[int, Backlog] = field(default_factory=dict)
     shared: dict[str, Any] = field(default_factory=dict)  # results one scenario leaves for another
@@ -58,23 +57,38 @@ class Context:
     def app(self, tag: str) -> str:
         return f"bench{self.nonce}-{tag}"
 
-    def main_worker(self) -> Worker:
-        """The long-lived worker that serves rest, webhook and e2e, and holds the config template."""
-        if self.main is None or not self.main.alive():
-            worker = Worker(self.bootstrap, self.workdir / "main-worker", self.app("main"), self.admin_token)
-            worker.start()
-            took = worker.wait_healthy()
-            log(f"main worker {worker.app_id} healthy in {took:.1f}s on {worker.url}")
-            self.main = worker
-        return self.main
-
     def get_template(self) -> Template:
+        """Projects, endpoints and the HMAC source, created once through the real API of a
+        short-lived worker. Every scenario's app gets a copy of its config topic."""
         if self.template is None:
-            worker = self.main_worker()
-            outgoing = make_outgoing(worker.url, self.admin_token)
-            incoming = make_incoming(worker.url, self.admin_token)
+            worker = Worker(self.bootstrap, self.workdir / "template-worker", self.app("main"), self.admin_token)
+            worker.start()
+            try:
+                took = worker.wait_healthy()
+                log(f"template worker {worker.app_id} healthy in {took:.1f}s; creating projects through the API")
+                outgoing = make_outgoing(worker.url, self.admin_token)
+                incoming = make_incoming(worker.url, self.admin_token)
+            finally:
+                worker.stop()
             self.template = Template(worker.app_id, outgoing, incoming)
         return self.template
+
+    def start_worker(self, app_id: str, backlog: Backlog | None = None) -> Worker:
+        """A fresh app (config copied, optional backlog) and one healthy worker for it."""
+        self.prepare_app(app_id, backlog)
+        worker = Worker(self.bootstrap, self.workdir / app_id, app_id, self.admin_token).start()
+        try:
+            worker.wait_healthy()
+        except BaseException:
+            self.drop_worker(worker)
+            raise
+        return worker
+
+    def drop_worker(self, worker: Worker) -> None:
+        """Stop the worker, remove its data dir and its app's topics."""
+        worker.stop()
+        remove_tree(worker.data_dir)
+        asyncio.run(delete_topics(self.bootstrap, worker.app_id + "-"))
 
     def backlog(self, records: int) -> Backlog:
         if records not in self._backlogs:
@@ -102,9 +116,6 @@ class Context:
 
         return asyncio.run(prepare())
 
-    def stop(self) -> None:
-        if self.main is not None:
-            self.main.stop()
 
 
 __all__ = ["Context", "Row", "PARTITIONS", "PROCS"]

@@ -162,8 +162,12 @@ def rss_mb(pid: int | None) -> dict[str, float] | None:
 class CpuMeter:
     """CPU use of named processes over a window, as % of one core (200 % = both cores)."""
 
-    def __init__(self, pids: dict[str, int | None]) -> None:
-        self.pids = {name: pid for name, pid in pids.items() if pid}
+    def __init__(self, pids: dict[str, int | None], children: str = "load-generator") -> None:
+        self.children_label = children  # what the benchmark's exited child processes were
+        self.pids: dict[str, int] = {}
+        for name, pid in pids.items():
+            if pid and pid not in self.pids.values():
+                self.pids[name] = pid
         self.start_wall = time.monotonic()
         self.start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
         self.start_self = time.process_time()
@@ -180,7 +184,7 @@ class CpuMeter:
         out["bench-process"] = round(100 * (time.process_time() - self.start_self) / wall, 1)
         children = _children_cpu() - self.start_children
         if children > 0:  # load generators that ran and exited inside the window (wrk)
-            out["load-generator"] = round(100 * children / wall, 1)
+            out[self.children_label] = round(100 * children / wall, 1)
         busy = _machine_busy()
         if busy is not None and self.start_total is not None:
             machine = 100 * (busy[0] - self.start_total[0]) / max(busy[1] - self.start_total[1], 1e-6) * (os.cpu_count() or 1)

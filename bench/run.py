@@ -32,8 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from context import Context, Row  # noqa: E402
 from harness import PROCS, PY, RESULTS, ROOT, install_signal_handlers, log, new_nonce, remove_tree, start_kafka, summary  # noqa: E402
 
-# Run order: the HTTP scenarios share the main worker; it is stopped before the pipeline
-# scenarios so an idle worker does not take CPU from them; bridges last (separate services).
+# Run order: bridges last (they need services of their own). Every measured run gets a fresh
+# app (its own topics and consumer group) and fresh worker processes, so no run inherits the
+# backlog or the state of another.
 ORDER = ["rest", "webhook", "e2e", "pipeline", "scale", "startup", "bridges"]
 
 
@@ -187,10 +188,6 @@ def main(argv: list[str] | None = None) -> int:
         log(f"Kafka on {kafka.bootstrap}")
         ctx = Context(kafka=kafka, workdir=workdir, runs=runs, quick=args.quick, nonce=new_nonce())
         for name in selected:
-            if name in ("pipeline", "scale", "startup", "bridges") and ctx.main is not None:
-                ctx.get_template()  # the template lives in the main app's config topic
-                ctx.stop()  # an idle worker must not take CPU from the next scenarios
-                ctx.main = None
             log(f"=== {name} ({runs} run{'s' if runs > 1 else ''})")
             t0 = time.monotonic()
             try:
@@ -207,8 +204,6 @@ def main(argv: list[str] | None = None) -> int:
         interrupted = True
         log("interrupted: stopping everything")
     finally:
-        if ctx is not None:
-            ctx.stop()
         PROCS.stop_all()
         if not args.keep_workdir:
             remove_tree(workdir)

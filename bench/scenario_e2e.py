@@ -10,6 +10,7 @@ is warm-up and left out.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any
 
@@ -18,13 +19,17 @@ import orjson
 
 from context import Context, Row
 from fixtures import event_body
-from harness import CpuMeter, TopicProbe, log, percentile, wait_drained
+from harness import CpuMeter, Worker, log, percentile
 
-RATE = 1000
+def _ms(value: float | None) -> str:
+    return f"{value:.1f} ms" if value is not None else "-"
 
 
-async def _measure(ctx: Context, url: str, api_key: str, endpoints: list[str], delivery_topic: str, rate: int,
-                   seconds: float, tag: str) -> dict[str, Any]:
+RATE = int(os.environ.get("BENCH_E2E_RATE", "1000"))  # the issue fixes 1000/s; the override is for diagnosis
+
+
+async def _measure(ctx: Context, worker: Worker, url: str, api_key: str, endpoints: list[str], delivery_topic: str,
+                   rate: int, seconds: float, tag: str) -> dict[str, Any]:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     total = int(rate * seconds)
@@ -70,7 +75,7 @@ async def _measure(ctx: Context, url: str, api_key: str, endpoints: list[str], d
         answered[i] = time.monotonic()
 
     reader = asyncio.create_task(consume())
-    cpu = CpuMeter({"worker": ctx.main.pid if ctx.main else None, "kafka": ctx.kafka_pid})
+    cpu = CpuMeter({"worker": worker.pid, "kafka": ctx.kafka_pid})
     tasks = []
     t0 = time.monotonic()
     late = 0
@@ -108,24 +113,19 @@ async def _measure(ctx: Context, url: str, api_key: str, endpoints: list[str], d
 
 
 def run_e2e(ctx: Context) -> list[Row]:
-    worker = ctx.main_worker()
-    template = ctx.get_template()
-    out = template.outgoing
-    seconds = 10.0 if ctx.quick else 15.0
-    url = f"{worker.url}/api/v1/projects/{out.project_id}/events"
+    out = ctx.get_template().outgoing
+    seconds = 8.0 if ctx.quick else 15.0
     results = []
     for i in range(ctx.runs):
-        async def one() -> dict[str, Any]:
-            async with TopicProbe(ctx.bootstrap) as probe:
-                waited, lag = await wait_drained(probe, worker.app_id, f"{worker.app_id}-ingest", 120)
-            result = await _measure(ctx, url, out.api_key, out.endpoint_ids, f"{worker.app_id}-deliveries", RATE,
-                                    seconds, f"{ctx.nonce}-e2e{i}")
-            result["drained_before"] = {"seconds": waited, "lag": lag}
-            return result
-
-        result = asyncio.run(one())
+        worker = ctx.start_worker(ctx.app(f"e2e{i}"))
+        try:
+            url = f"{worker.url}/api/v1/projects/{out.project_id}/events"
+            result = asyncio.run(_measure(ctx, worker, url, out.api_key, out.endpoint_ids,
+                                          f"{worker.app_id}-deliveries", RATE, seconds, f"{ctx.nonce}-e2e{i}"))
+        finally:
+            ctx.drop_worker(worker)
         results.append(result)
-        log(f"e2e run {i + 1}: p50 {result['p50_ms']} ms p99 {result['p99_ms']} ms at {result['send_rate']:.0f}/s, "
+        log(f"e2e run {i + 1}: p50 {_ms(result['p50_ms'])} p99 {_ms(result['p99_ms'])} at {result['send_rate']:.0f}/s, "
             f"{result['failed']} failed, {result['missing_deliveries']} missing, cpu {result['cpu_percent']}")
     return [
         Row("e2e", f"send->delivery p50 @{RATE}/s", "ms", [r["p50_ms"] for r in results], target="<= 20 ms",

@@ -27,13 +27,13 @@ STALL_SECONDS = 45
 
 
 def backlog_size(ctx: Context) -> int:
-    return 50_000 if ctx.quick else 200_000
+    return 30_000 if ctx.quick else 200_000
 
 
 def pipeline_cap(ctx: Context) -> float:
     """Longest a measured run may take after its first delivery; the rate is then taken over
     what was delivered so far (keeps `make bench` near 15 minutes while the pipeline is slow)."""
-    return 40.0 if ctx.quick else 60.0
+    return 25.0 if ctx.quick else 60.0
 
 
 def _run_workers(ctx: Context, app_id: str, workers: int, expected: int, records: int,
@@ -220,7 +220,7 @@ def run_pipeline(ctx: Context) -> list[Row]:
 
 def profile_pipeline(ctx: Context) -> dict[str, Any] | None:
     """An extra, unmeasured pipeline run with py-spy attached to the worker."""
-    seconds = 10 if ctx.quick else 20
+    seconds = 8 if ctx.quick else 20
     records = backlog_size(ctx)
     backlog = ctx.backlog(records)
     app_id = ctx.app("profile")

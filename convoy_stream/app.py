@@ -8,13 +8,14 @@ flows), `pipeline.py` (the agent), `web/` (the HTTP ways in), `bridges/`
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Callable
 
 import faust
 from mode import Service
 
 from tables.config import ConfigStore, ensure_compacted_topic
 
+from .ids import partition_for
 from .ingestion import Tables
 from .publisher import Publisher, ensure_topics
 from .records import Delivery, IngestRecord
@@ -109,6 +110,17 @@ app.event_tables = Tables(
 )
 
 
+def active_keys(app: ConvoyApp) -> Callable[[str], bool]:
+    """Whether a table key belongs to a partition this worker is active for.
+
+    Workers also hold standby copies of other partitions; queries and the
+    retention sweep must only answer for their own.
+    """
+    topic = ingest_topic.get_topic_name()
+    owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
+    return lambda key: partition_for(key, settings.partitions) in owned
+
+
 async def create_topics() -> None:
     """Create the pipeline topics before the worker subscribes.
 
@@ -117,6 +129,11 @@ async def create_topics() -> None:
     """
     names = [ingest_topic.get_topic_name(), delivery_topic.get_topic_name(), dead_letter_topic.get_topic_name()]
     await ensure_topics(settings.kafka_bootstrap, names, settings.partitions)
+    # Changelogs too: a consumer that first sees a changelog before it exists
+    # remembers it with 0 partitions, and every table write then fails with
+    # PartitionsMismatch until the next rebalance.
+    changelogs = [table.changelog_topic.get_topic_name() for table in app.tables.values()]
+    await ensure_topics(settings.kafka_bootstrap, changelogs, settings.partitions, compacted=True)
     await ensure_compacted_topic(settings.kafka_bootstrap, app.config_store.topic)
 
 

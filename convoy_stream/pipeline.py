@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any, AsyncIterable
 
 from . import metrics
-from .app import app, dead_letter_topic, dead_letters_table, delivery_topic, ingest_topic, settings
+from .app import active_keys, app, dead_letter_topic, dead_letters_table, delivery_topic, ingest_topic, settings
 from .ingestion import ingest
+from .retention import sweep
 from .records import IngestRecord
 
 
@@ -28,3 +29,14 @@ async def keep_dead_letters(stream: AsyncIterable[Any]) -> None:
     async for key, document in stream.items():  # type: ignore[attr-defined]
         metrics.record_consumed(consumed)
         dead_letters_table[key] = document
+
+
+@app.timer(interval=settings.retention_sweep_interval)
+async def enforce_retention() -> None:
+    """Send expire commands for local events past their project's retention."""
+    if not app.config_store.ready.is_set() or app.rebalancing:
+        return
+    commands = sweep(app.event_tables.events, app.config_store.all("project"), active=active_keys(app),
+                     partitions=settings.partitions)
+    for command in commands:
+        await app.publisher.publish(command)

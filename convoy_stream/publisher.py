@@ -95,14 +95,15 @@ class Publisher:
             raise KafkaUnavailable(str(exc) or type(exc).__name__) from exc
 
 
-async def ensure_topics(bootstrap: str, names: list[str], partitions: int) -> None:
+async def ensure_topics(bootstrap: str, names: list[str], partitions: int, *, compacted: bool = False) -> None:
     """Create the pipeline topics with the partition count ids are minted for."""
+    configs = {"cleanup.policy": "compact"} if compacted else {}
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         for name in names:
             try:
-                await admin.create_topics([NewTopic(name, partitions, 1)])
+                await admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs)])
             except TopicAlreadyExistsError:
                 pass
     finally:

@@ -23,7 +23,10 @@ SOURCE_SECRET_PATHS: tuple[tuple[str, ...], ...] = (
     ("pub_sub", "kafka", "auth", "password"),
     ("pub_sub", "amqp", "auth", "password"),
 )
-ENDPOINT_SECRET_PATHS: tuple[tuple[str, ...], ...] = (("secret",),)
+ENDPOINT_SECRET_PATHS: tuple[tuple[str, ...], ...] = (
+    ("secret",),
+    ("authentication", "api_key", "header_value"),  # the credential sent to the endpoint
+)
 
 
 def _walk(document: dict[str, Any], path: tuple[str, ...]) -> tuple[dict[str, Any], str] | None:

@@ -54,6 +54,8 @@ class Settings:
     #: complete request headers within this time (it has no separate header timeout).
     keepalive_timeout: float = 75.0
     run_bridges: bool = True
+    #: Seconds between retention sweeps (each worker sweeps its own partitions).
+    retention_sweep_interval: float = 60.0
     log_level: str = "info"
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -83,6 +85,7 @@ class Settings:
             body_read_timeout=_env_float("CONVOY_STREAM_BODY_READ_TIMEOUT", 10.0),
             body_total_timeout=_env_float("CONVOY_STREAM_BODY_TIMEOUT", 60.0),
             keepalive_timeout=_env_float("CONVOY_STREAM_KEEPALIVE_TIMEOUT", 75.0),
+            retention_sweep_interval=_env_float("CONVOY_STREAM_RETENTION_SWEEP_INTERVAL", 60.0),
             run_bridges=os.environ.get("CONVOY_STREAM_BRIDGES", "1") not in ("0", "false", "no"),
             log_level=os.environ.get("CONVOY_STREAM_LOG_LEVEL", "info"),
         )

@@ -40,12 +40,9 @@ def encode_list_arg(page: queries.Page, filter_: Any) -> str:
 
 
 def _active_keys(request: web.Request) -> Callable[[str], bool]:
-    """Whether a table key belongs to a partition this worker is active for."""
-    app = ctx(request).app
-    topic = f"{app.settings.app_id}-ingest"
-    partitions = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
-    n = app.settings.partitions
-    return lambda key: partition_for(key, n) in partitions
+    from ..app import active_keys
+
+    return active_keys(ctx(request).app)
 
 
 def _local(request: web.Request, name: str, project_id: str, key: str) -> Any:
@@ -100,13 +97,24 @@ async def _remote(request: web.Request, url: URL, name: str, project_id: str, ke
         raise ApiError(503, "a worker could not answer, retry later", {"Retry-After": "1"}) from exc
 
 
+def _owner(request: web.Request, table_name: str, route_key: str) -> URL:
+    """The worker whose active partitions hold `route_key`.
+
+    Computed from the assignment Faust shares between workers rather than
+    `app.router.key_store`, which needs the producer to have seen the
+    changelog topic's metadata and fails until it has.
+    """
+    app = ctx(request).app
+    partition = partition_for(route_key, app.settings.partitions)
+    for host, topics in app.router.table_metadata(table_name).items():
+        if any(partition in partitions for partitions in topics.values()):
+            return URL(host)
+    raise ApiError(503, "partitions are being assigned, retry later", {"Retry-After": "1"})
+
+
 async def ask_owner(request: web.Request, table_name: str, route_key: str, name: str, project_id: str, key: str) -> Any:
     """Run query `name` on the worker that owns `route_key` in `table_name`."""
-    app = ctx(request).app
-    try:
-        url = app.router.key_store(table_name, route_key)
-    except KeyError as exc:
-        raise ApiError(503, "partitions are being assigned, retry later", {"Retry-After": "1"}) from exc
+    url = _owner(request, table_name, route_key)
     if _is_self(request, url):
         return _local(request, name, project_id, key)
     return await _remote(request, url, name, project_id, key)

@@ -1,0 +1,341 @@
+"""One bridge measurement in a process of its own (run by scenario_bridges.py).
+
+    python bench/bridge_probe.py '<json config>'
+
+modes:
+  fill    put `count` messages on a fresh topic/queue/subscription
+  bridge  drain it with the product's bridge loop: `bridges.run_consumer` + the broker's
+          `Consumer`, with a handle that validates the message as a REST event body, builds an
+          `IngestRecord` and awaits `convoy_stream.publisher.Publisher.publish` (acks=all) before
+          the loop acks it at the broker
+  bare    drain it with the broker's own client doing receive + ack alone, in the same batch
+          sizes, nothing else
+  delete  remove the topic/queue/subscription
+
+Prints one line `PROBE_JSON {...}` with the rate from the first received batch to the last ack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import orjson
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from fixtures import event_body  # noqa: E402
+
+BATCH = 100
+
+
+def source_for(cfg: dict[str, Any]) -> dict[str, Any]:
+    broker, name = cfg["broker"], cfg["name"]
+    pub_sub: dict[str, Any] = {"type": broker, "workers": 1}
+    if broker == "kafka":
+        pub_sub["kafka"] = {"brokers": [cfg["bootstrap"]], "topic_name": name, "consumer_group_id": f"{name}-bridge"}
+    elif broker == "sqs":
+        pub_sub["sqs"] = {"access_key_id": "bench", "secret_key": "bench", "default_region": "us-east-1",
+                          "queue_name": name, "endpoint": cfg["sqs_endpoint"]}
+    elif broker == "google":
+        pub_sub["google"] = {"project_id": cfg["pubsub_project"], "subscription_id": name, "service_account": ""}
+    elif broker == "amqp":
+        amqp = cfg["amqp"]
+        pub_sub["amqp"] = {"schema": "amqp", "host": amqp["host"], "port": str(amqp["port"]), "vhost": "",
+                           "queue": name, "auth": {"user": amqp["user"], "password": amqp["password"]}}
+    return {"uid": f"src-{name}", "project_id": cfg["project_id"], "type": "pub_sub", "is_disabled": False,
+            "pub_sub": pub_sub}
+
+
+def _sqs_client(cfg: dict[str, Any]) -> Any:
+    from aiobotocore.session import get_session
+
+    return get_session().create_client("sqs", region_name="us-east-1", endpoint_url=cfg["sqs_endpoint"],
+                                       aws_access_key_id="bench", aws_secret_access_key="bench")
+
+
+def _pubsub_paths(cfg: dict[str, Any]) -> tuple[str, str]:
+    project, name = cfg["pubsub_project"], cfg["name"]
+    return f"projects/{project}/topics/{name}", f"projects/{project}/subscriptions/{name}"
+
+
+def _pubsub_clients() -> tuple[Any, Any]:
+    import grpc
+    from google.auth.credentials import AnonymousCredentials
+    from google.pubsub_v1 import PublisherAsyncClient, SubscriberAsyncClient
+    from google.pubsub_v1.services.publisher.transports.grpc_asyncio import PublisherGrpcAsyncIOTransport
+    from google.pubsub_v1.services.subscriber.transports.grpc_asyncio import SubscriberGrpcAsyncIOTransport
+
+    host = os.environ["PUBSUB_EMULATOR_HOST"]
+    pub = PublisherAsyncClient(transport=PublisherGrpcAsyncIOTransport(
+        channel=grpc.aio.insecure_channel(host), credentials=AnonymousCredentials()))
+    sub = SubscriberAsyncClient(transport=SubscriberGrpcAsyncIOTransport(
+        channel=grpc.aio.insecure_channel(host), credentials=AnonymousCredentials()))
+    return pub, sub
+
+
+async def _amqp_connect(cfg: dict[str, Any]) -> Any:
+    import aio_pika
+
+    amqp = cfg["amqp"]
+    return await aio_pika.connect(host=amqp["host"], port=int(amqp["port"]), login=amqp["user"],
+                                  password=amqp["password"], timeout=10)
+
+
+# ----------------------------------------------------------------------------- fill / delete
+
+
+def _bodies(cfg: dict[str, Any]) -> list[bytes]:
+    return [orjson.dumps(event_body(cfg["endpoint_id"], i)) for i in range(cfg["count"])]
+
+
+async def fill(cfg: dict[str, Any]) -> dict[str, Any]:
+    broker, name, bodies = cfg["broker"], cfg["name"], _bodies(cfg)
+    start = time.monotonic()
+    if broker == "kafka":
+        from aiokafka import AIOKafkaProducer
+        from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=cfg["bootstrap"])
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(name, 1, 1)])
+        finally:
+            await admin.close()
+        producer = AIOKafkaProducer(bootstrap_servers=cfg["bootstrap"], acks="all", linger_ms=10)
+        await producer.start()
+        try:
+            futures = [await producer.send(name, body, key=f"msg-{i}".encode()) for i, body in enumerate(bodies)]
+            await asyncio.gather(*futures)
+        finally:
+            await producer.stop()
+    elif broker == "sqs":
+        async with _sqs_client(cfg) as client:
+            url = (await client.create_queue(QueueName=name))["QueueUrl"]
+            chunks = [bodies[i:i + 10] for i in range(0, len(bodies), 10)]
+            for j in range(0, len(chunks), 8):
+                await asyncio.gather(*(client.send_message_batch(QueueUrl=url, Entries=[
+                    {"Id": str(k), "MessageBody": b.decode()} for k, b in enumerate(chunk)]) for chunk in chunks[j:j + 8]))
+    elif broker == "google":
+        from google.pubsub_v1 import PubsubMessage
+
+        pub, sub = _pubsub_clients()
+        topic, subscription = _pubsub_paths(cfg)
+        await pub.create_topic(name=topic)
+        await sub.create_subscription(name=subscription, topic=topic, ack_deadline_seconds=60)
+        for i in range(0, len(bodies), 500):
+            await pub.publish(topic=topic, messages=[PubsubMessage(data=b) for b in bodies[i:i + 500]])
+        await pub.transport.close()
+        await sub.transport.close()
+    elif broker == "amqp":
+        import aio_pika
+
+        connection = await _amqp_connect(cfg)
+        try:
+            channel = await connection.channel(publisher_confirms=True)
+            await channel.declare_queue(name, durable=True, auto_delete=False)
+            for i in range(0, len(bodies), 500):
+                await asyncio.gather(*(channel.default_exchange.publish(
+                    aio_pika.Message(b, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, message_id=f"msg-{i + k}"),
+                    routing_key=name) for k, b in enumerate(bodies[i:i + 500])))
+        finally:
+            await connection.close()
+    return {"filled": len(bodies), "seconds": time.monotonic() - start}
+
+
+async def delete(cfg: dict[str, Any]) -> dict[str, Any]:
+    broker, name = cfg["broker"], cfg["name"]
+    if broker == "kafka":
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=cfg["bootstrap"])
+        await admin.start()
+        try:
+            await admin.delete_topics([name])
+        finally:
+            await admin.close()
+    elif broker == "sqs":
+        async with _sqs_client(cfg) as client:
+            url = (await client.get_queue_url(QueueName=name))["QueueUrl"]
+            await client.delete_queue(QueueUrl=url)
+    elif broker == "google":
+        pub, sub = _pubsub_clients()
+        topic, subscription = _pubsub_paths(cfg)
+        await sub.delete_subscription(subscription=subscription)
+        await pub.delete_topic(topic=topic)
+        await pub.transport.close()
+        await sub.transport.close()
+    elif broker == "amqp":
+        connection = await _amqp_connect(cfg)
+        try:
+            channel = await connection.channel()
+            await channel.queue_delete(name)
+        finally:
+            await connection.close()
+    return {"deleted": name}
+
+
+# ----------------------------------------------------------------------------- the bridge
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+async def bridge(cfg: dict[str, Any]) -> dict[str, Any]:
+    import inspect
+
+    from bridges import InvalidMessage, WorkerStats, consumer_for, run_consumer
+    from convoy_stream.publisher import Publisher
+    from convoy_stream.records import IngestRecord
+    from convoy_stream.validation import ValidationError, validate_event
+
+    count = cfg["count"]
+    source = source_for(cfg)
+    publisher = Publisher(cfg["bootstrap"], ingest_topic=cfg["ingest_topic"], dead_letter_topic=cfg["ingest_topic"] + "-dead",
+                          partitions=8, timeout=10.0)
+    await publisher.start()
+    two_args = len(inspect.signature(publisher.mint_event_id).parameters) >= 2
+    consumer = consumer_for(source, batch_size=BATCH, kafka_bootstrap=cfg["bootstrap"])
+
+    async def handle(src: Any, message: Any) -> None:
+        try:
+            fields = validate_event("single", orjson.loads(message.body))
+        except (ValueError, ValidationError) as exc:
+            raise InvalidMessage(str(exc)) from exc
+        project = src["project_id"]
+        idem = fields.get("idempotency_key") or ""
+        dedup = f"{project}:{idem}" if idem else ""
+        uid = publisher.mint_event_id(project, dedup) if two_args else publisher.mint_event_id(dedup)  # type: ignore[call-arg]
+        await publisher.publish(IngestRecord(
+            uid=uid, project_id=project, kind="single", event_type=fields["event_type"], data=fields["data"],
+            created_at=_now(), endpoint_id=fields.get("endpoint_id") or "", idempotency_key=idem, dedup_key=dedup,
+            source_id=src["uid"], headers=dict(message.headers), forward_headers={}, broker=consumer.broker,
+            broker_message_id=message.message_id))
+
+    async def dead_letter(src: Any, message: Any, reason: str) -> None:
+        await publisher.dead_letter({"source_id": src["uid"], "reason": reason, "broker_message_id": message.message_id,
+                                     "body": message.body.decode("utf-8", "replace")})
+
+    stats = WorkerStats()
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_consumer(source, consumer, handle, dead_letter, batch_size=BATCH, stop=stop,
+                                            stats=stats))
+    first = cpu0 = 0.0
+    deadline = time.monotonic() + cfg.get("timeout", 300)
+    try:
+        while stats.acked < count:
+            if task.done():
+                raise RuntimeError(f"bridge loop ended: {task.exception()!r}")
+            if time.monotonic() > deadline:
+                break
+            if not first and stats.received:
+                first, cpu0 = time.monotonic(), time.process_time()
+            await asyncio.sleep(0.005)
+        last, cpu1 = time.monotonic(), time.process_time()
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 30)
+        await publisher.stop()
+    return _result(count, stats.acked, first, last, cpu1 - cpu0, errors=stats.errors, rejected=stats.rejected,
+                   dead=stats.dead_lettered, last_error=stats.last_error)
+
+
+def _result(count: int, acked: int, first: float, last: float, cpu: float, **extra: Any) -> dict[str, Any]:
+    span = last - first if first else None
+    return {"count": count, "acked": acked, "seconds": span, "rate": acked / span if span else None,
+            "cpu_percent": round(100 * cpu / span, 1) if span else None, **extra}
+
+
+# ----------------------------------------------------------------------------- bare clients
+
+
+async def bare(cfg: dict[str, Any]) -> dict[str, Any]:
+    broker, name, count = cfg["broker"], cfg["name"], cfg["count"]
+    acked = 0
+    first = cpu0 = 0.0
+    deadline = time.monotonic() + cfg.get("timeout", 300)
+
+    def started() -> None:
+        nonlocal first, cpu0
+        if not first:
+            first, cpu0 = time.monotonic(), time.process_time()
+
+    if broker == "kafka":
+        from aiokafka import AIOKafkaConsumer
+
+        consumer = AIOKafkaConsumer(name, bootstrap_servers=cfg["bootstrap"], group_id=f"{name}-bare",
+                                    enable_auto_commit=False, auto_offset_reset="earliest",
+                                    isolation_level="read_committed", max_poll_records=BATCH)
+        await consumer.start()
+        try:
+            while acked < count and time.monotonic() < deadline:
+                batches = await consumer.getmany(timeout_ms=1000, max_records=BATCH)
+                if not batches:
+                    continue
+                started()
+                await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
+                acked += sum(len(r) for r in batches.values())
+        finally:
+            await consumer.stop()
+    elif broker == "sqs":
+        async with _sqs_client(cfg) as client:
+            url = (await client.get_queue_url(QueueName=name))["QueueUrl"]
+            while acked < count and time.monotonic() < deadline:
+                response = await client.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                                                        MessageAttributeNames=["All"])
+                messages = response.get("Messages", [])
+                if not messages:
+                    continue
+                started()
+                await client.delete_message_batch(QueueUrl=url, Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
+                acked += len(messages)
+    elif broker == "google":
+        _, sub = _pubsub_clients()
+        _, subscription = _pubsub_paths(cfg)
+        try:
+            while acked < count and time.monotonic() < deadline:
+                response = await sub.pull(request={"subscription": subscription, "max_messages": BATCH}, timeout=5)
+                if not response.received_messages:
+                    await asyncio.sleep(0.2)  # what the bridge does on an empty emulator pull
+                    continue
+                started()
+                await sub.acknowledge(request={"subscription": subscription,
+                                               "ack_ids": [m.ack_id for m in response.received_messages]}, timeout=30)
+                acked += len(response.received_messages)
+        finally:
+            await sub.transport.close()
+    elif broker == "amqp":
+        connection = await _amqp_connect(cfg)
+        try:
+            channel = await connection.channel()
+            await channel.set_qos(prefetch_count=BATCH)
+            queue = await channel.declare_queue(name, durable=True, auto_delete=False)
+            async with queue.iterator() as messages:
+                async for message in messages:
+                    started()
+                    await message.ack()
+                    acked += 1
+                    if acked >= count or time.monotonic() > deadline:
+                        break
+        finally:
+            await connection.close()
+    return _result(count, acked, first, time.monotonic(), time.process_time() - cpu0)
+
+
+def main() -> None:
+    cfg = json.loads(sys.argv[1])
+    mode = cfg["mode"]
+    action = {"fill": fill, "delete": delete, "bridge": bridge, "bare": bare}[mode]
+    result = asyncio.run(action(cfg))
+    print("PROBE_JSON " + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Retention: events older than their project's retention disappear, with their
+deliveries and index entries, so storage stays bounded under constant load.
+
+Each worker sweeps the partitions it owns. It does not delete directly (Faust
+tables may only change inside the agent that owns the partition); it sends
+one `expire` command per partition through the ingest topic, and the agent
+deletes (`ingestion.expire`). The command travels on the same partition as
+the events it names, so it is ordered with them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+from itertools import islice
+from typing import Any, Callable, Iterable
+
+from ulid import ULID
+
+from tables.scan import scan
+
+from .ids import partition_for, scoped
+from .ingestion import EXPIRE
+from .records import IngestRecord
+
+DEFAULT_RETENTION = "168h"
+MAX_PER_SWEEP = 2000
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Go duration such as `168h`, `72h30m`, `90s` (Convoy stores these)."""
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text or "")
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"invalid duration {text!r}")
+    return sum(float(n) * _UNITS[u] for n, u in parts)
+
+
+def retention_of(project: dict[str, Any]) -> float:
+    policy = ((project.get("config") or {}).get("retention_policy") or {}).get("policy") or DEFAULT_RETENTION
+    try:
+        return parse_duration(policy)
+    except ValueError:
+        return parse_duration(DEFAULT_RETENTION)
+
+
+def cutoff_uid(now: datetime, retention_seconds: float) -> str:
+    """Every event uid below this one is older than the retention."""
+    moment = now - timedelta(seconds=retention_seconds)
+    ms = max(int(moment.timestamp() * 1000), 0)
+    return str(ULID.from_bytes(ms.to_bytes(6, "big") + bytes(10)))
+
+
+def expire_commands(project_id: str, expired: Iterable[str], *, partitions: int, now: str) -> list[IngestRecord]:
+    """One command per partition, carrying the uids of that partition."""
+    by_partition: dict[int, list[str]] = defaultdict(list)
+    for uid in expired:
+        by_partition[partition_for(scoped(project_id, uid), partitions)].append(uid)
+    return [IngestRecord(uid=uids[0], project_id=project_id, kind=EXPIRE, event_type="", data=uids, created_at=now)
+            for uids in by_partition.values()]
+
+
+def sweep(events_table: Any, projects: Iterable[dict[str, Any]], *, active: Callable[[str], bool], partitions: int,
+          now: datetime | None = None) -> list[IngestRecord]:
+    """The expire commands for every local event past its project's retention (bounded per sweep)."""
+    now = now or datetime.now(timezone.utc)
+    stamp = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    commands: list[IngestRecord] = []
+    for project in projects:
+        upper = cutoff_uid(now, retention_of(project))
+        rows = scan(events_table, project["uid"] + "/", active=active, upper=upper, descending=False)
+        expired = [key.split("/", 1)[1] for key, _ in islice(rows, MAX_PER_SWEEP)]
+        if expired:
+            commands.extend(expire_commands(project["uid"], expired, partitions=partitions, now=stamp))
+    return commands
