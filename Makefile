@@ -38,8 +38,9 @@ test: install services
 unit: install
 	$(BIN)/python -m pytest -q tests/unit
 
+## Benchmarks (bench/README.md): BENCH_ARGS="--quick" for ~3 minutes, "--only rest,pipeline", "--runs 5".
 bench: install
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .data

@@ -144,6 +144,21 @@ def cpu_seconds(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def sched_seconds(pid: int | None) -> tuple[float, float] | None:
+    """(on-CPU, waiting-for-a-CPU) seconds of a process's main thread (/proc/PID/schedstat).
+
+    The wait is the time the thread was runnable but another process had the core: on a
+    shared 2-core machine this tells "starved" from "idle" (waiting on I/O, a broker...).
+    """
+    if pid is None:
+        return None
+    try:
+        running, waiting, _ = Path(f"/proc/{pid}/schedstat").read_text().split()
+    except (OSError, ValueError):
+        return None
+    return int(running) / 1e9, int(waiting) / 1e9
+
+
 def rss_mb(pid: int | None) -> dict[str, float] | None:
     """VmRSS and VmHWM (peak RSS) of a live process, in MB."""
     if pid is None:
@@ -170,6 +185,7 @@ class CpuMeter:
                 self.pids[name] = pid
         self.start_wall = time.monotonic()
         self.start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.start_sched = {name: sched_seconds(pid) for name, pid in self.pids.items()}
         self.start_self = time.process_time()
         self.start_children = _children_cpu()
         self.start_total = _machine_busy()
@@ -181,6 +197,10 @@ class CpuMeter:
             now, then = cpu_seconds(pid), self.start.get(name)
             if now is not None and then is not None:
                 out[name] = round(100 * (now - then) / wall, 1)
+        for name, pid in self.pids.items():  # after the totals: "others" sums the plain names only
+            s_now, s_then = sched_seconds(pid), self.start_sched.get(name)
+            if s_now is not None and s_then is not None and name != "kafka":
+                out[f"{name}.main-thread-starved"] = round(100 * (s_now[1] - s_then[1]) / wall, 1)
         out["bench-process"] = round(100 * (time.process_time() - self.start_self) / wall, 1)
         children = _children_cpu() - self.start_children
         if children > 0:  # load generators that ran and exited inside the window (wrk)
@@ -190,7 +210,8 @@ class CpuMeter:
             machine = 100 * (busy[0] - self.start_total[0]) / max(busy[1] - self.start_total[1], 1e-6) * (os.cpu_count() or 1)
             out["machine"] = round(machine, 1)
             # CPU used by processes this benchmark did not start (other users of the machine)
-            out["others"] = round(max(0.0, machine - sum(v for k, v in out.items() if k != "machine")), 1)
+            ours = sum(v for k, v in out.items() if k != "machine" and "." not in k)
+            out["others"] = round(max(0.0, machine - ours), 1)
         return out
 
 

@@ -25,6 +25,8 @@ def _ms(value: float | None) -> str:
     return f"{value:.1f} ms" if value is not None else "-"
 
 
+WAIT_AFTER = 10.0  # seconds to wait for the last deliveries after the last send
+
 RATE = int(os.environ.get("BENCH_E2E_RATE", "1000"))  # the issue fixes 1000/s; the override is for diagnosis
 
 
@@ -89,10 +91,11 @@ async def _measure(ctx: Context, worker: Worker, url: str, api_key: str, endpoin
             tasks.append(asyncio.create_task(send(i)))
         send_seconds = time.monotonic() - t0
         await asyncio.gather(*tasks)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + WAIT_AFTER
         ok = {i for i, s in statuses.items() if 200 <= s < 300}
         while time.monotonic() < deadline and not ok <= seen.keys():
             await asyncio.sleep(0.05)
+        gave_up = time.monotonic()
         cpu_percent = cpu.read()
     finally:
         stop.set()
@@ -101,7 +104,9 @@ async def _measure(ctx: Context, worker: Worker, url: str, api_key: str, endpoin
         await consumer.stop()
 
     warm = rate  # the first second
-    latencies = sorted((seen[i] - sent[i]) * 1000 for i in ok if i in seen and i >= warm)
+    # A delivery not seen by the time we gave up counts with the time waited so far: a lower
+    # bound, so a pipeline that falls behind shows up in p50/p99 instead of being dropped.
+    latencies = sorted(((seen[i] if i in seen else gave_up) - sent[i]) * 1000 for i in ok if i >= warm)
     http = sorted((answered[i] - sent[i]) * 1000 for i in ok if i >= warm)
     return {
         "events": total, "accepted": len(ok), "failed": total - len(ok), "missing_deliveries": len(ok - seen.keys()),
@@ -112,9 +117,17 @@ async def _measure(ctx: Context, worker: Worker, url: str, api_key: str, endpoin
     }
 
 
+def _missing_note(results: list[dict[str, Any]]) -> str:
+    missing = [r["missing_deliveries"] for r in results]
+    if not any(missing):
+        return ""
+    return (f"{missing} deliveries per run not readable {WAIT_AFTER:.0f}s after the last send; they count with "
+            "the time waited, so the percentiles are lower bounds (the pipeline fell behind the offered rate)")
+
+
 def run_e2e(ctx: Context) -> list[Row]:
     out = ctx.get_template().outgoing
-    seconds = 8.0 if ctx.quick else 15.0
+    seconds = 8.0 if ctx.quick else 12.0
     results = []
     for i in range(ctx.runs):
         worker = ctx.start_worker(ctx.app(f"e2e{i}"))
@@ -129,7 +142,7 @@ def run_e2e(ctx: Context) -> list[Row]:
             f"{result['failed']} failed, {result['missing_deliveries']} missing, cpu {result['cpu_percent']}")
     return [
         Row("e2e", f"send->delivery p50 @{RATE}/s", "ms", [r["p50_ms"] for r in results], target="<= 20 ms",
-            target_max=20, higher_is_better=False, details=results),
+            target_max=20, higher_is_better=False, details=results, note=_missing_note(results)),
         Row("e2e", f"send->delivery p99 @{RATE}/s", "ms", [r["p99_ms"] for r in results], target="<= 100 ms",
             target_max=100, higher_is_better=False),
         Row("e2e", "HTTP answer p99", "ms", [r["http_p99_ms"] for r in results], higher_is_better=False,

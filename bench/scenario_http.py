@@ -103,7 +103,7 @@ def _pipeline_lag(ctx: Context, app_id: str) -> int | None:
 
 
 def _scenario(ctx: Context, name: str, path: str, body: bytes, headers: dict[str, str], expect: int) -> list[Row]:
-    seconds = 5 if ctx.quick else 10
+    seconds = 5 if ctx.quick else 8
     warm = 2 if ctx.quick else 3
     product: list[dict[str, Any]] = []
     base: list[dict[str, Any]] = []

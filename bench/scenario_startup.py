@@ -72,7 +72,7 @@ def _worker_restart(ctx: Context, i: int) -> dict[str, Any]:
                 total = 0
                 while time.monotonic() < deadline:
                     total = await probe.total(f"{app_id}-deliveries")
-                    if total >= backlog.expected_deliveries:
+                    if total >= backlog.expected_deliveries or await probe.lag(app_id, f"{app_id}-ingest") == 0:
                         break
                     await asyncio.sleep(0.5)
                 return total

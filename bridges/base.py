@@ -51,6 +51,10 @@ class BrokerMessage:
     headers: dict[str, str]
     message_id: str
     handle: Any = field(default=None, repr=False)
+    #: Names this message and no other, the same on every redelivery (SQS MessageId,
+    #: Pub/Sub message id, Kafka topic/partition/offset, AMQP message_id when set);
+    #: "" when the broker gives none. Redeliveries are deduplicated by it.
+    delivery_id: str = ""
 
 
 class InvalidMessage(Exception):
@@ -203,6 +207,7 @@ class WorkerStats:
     """Counters one running consumer keeps, for ``BridgeManager.status``."""
 
     connected: bool = False
+    connected_once: bool = False
     received: int = 0
     acked: int = 0
     dead_lettered: int = 0
@@ -249,8 +254,12 @@ async def run_consumer(
     stop: asyncio.Event,
     on_error: OnError | None = None,
     stats: WorkerStats | None = None,
+    on_reconnect: Callable[[str], None] | None = None,
 ) -> None:
     """Consume ``source`` with ``consumer`` until ``stop`` is set.
+
+    ``on_reconnect(broker)`` is called each time a connection is made again after
+    the first (for the reconnect metric).
 
     Connects (retrying with backoff), then repeatedly receives a batch, handles all its
     messages concurrently, acks those that are durable (ingested or dead-lettered) and rejects
@@ -283,7 +292,9 @@ async def run_consumer(
             await _close_quietly(consumer)
             await backoff.wait(stop)
             continue
-        stats.connected = True
+        if stats.connected_once and on_reconnect is not None:
+            on_reconnect(consumer.broker)
+        stats.connected = stats.connected_once = True
         connected_at = time.monotonic()
         try:
             while not stop.is_set():

@@ -160,6 +160,7 @@ class KafkaConsumer:
                         headers=lower_headers(record.headers or ()),
                         message_id=key or f"{record.topic}/{record.partition}/{record.offset}",
                         handle=(tp, record.offset),
+                        delivery_id=f"{record.topic}/{record.partition}/{record.offset}",
                     )
                 )
         return messages

@@ -111,6 +111,7 @@ class BridgeManager:
         batch_size: int = DEFAULT_BATCH_SIZE,
         stop_timeout: float = 10.0,
         consumer_factory: ConsumerFactory = consumer_for,
+        on_reconnect: Callable[[str], None] | None = None,
     ) -> None:
         self.handle = handle
         self.dead_letter = dead_letter
@@ -118,6 +119,7 @@ class BridgeManager:
         self.batch_size = batch_size
         self.stop_timeout = stop_timeout
         self.consumer_factory = consumer_factory
+        self.on_reconnect = on_reconnect
         self._runs: dict[str, _Run] = {}
         self._lock = asyncio.Lock()
 
@@ -222,6 +224,7 @@ class BridgeManager:
                     batch_size=self.batch_size,
                     stop=run.stop,
                     stats=run.stats[index],
+                    on_reconnect=self.on_reconnect,
                 ),
                 name=f"bridge:{run.uid}:{index}",
             )

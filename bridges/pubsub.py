@@ -143,6 +143,7 @@ class PubSubConsumer:
                         headers=lower_headers(received.message.attributes.items()),
                         message_id=received.message.message_id,
                         handle=received.ack_id,
+                        delivery_id=received.message.message_id,
                     )
                     for received in response.received_messages
                 ]

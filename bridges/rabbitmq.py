@@ -126,6 +126,7 @@ class RabbitMQConsumer:
             headers=lower_headers((message.headers or {}).items()),
             message_id=message_id,
             handle=message,
+            delivery_id=message.message_id or "",
         )
 
     async def receive(self, max_messages: int) -> list[BrokerMessage]:

@@ -111,6 +111,7 @@ class SQSConsumer:
                     headers=headers,
                     message_id=raw["MessageId"],
                     handle=raw["ReceiptHandle"],
+                    delivery_id=raw["MessageId"],
                 )
             )
         return messages

@@ -16,6 +16,7 @@ from typing import Any, Mapping
 from bridges import BridgeManager, BrokerMessage
 from tables.config import ConfigStore
 
+from . import metrics
 from .broker_messages import dead_letter_document, to_record
 from .publisher import Publisher
 
@@ -26,7 +27,8 @@ class Bridges:
     def __init__(self, config: ConfigStore, publisher: Publisher) -> None:
         self.config = config
         self.publisher = publisher
-        self.manager = BridgeManager(self.handle, self.dead_letter, kafka_bootstrap=publisher.bootstrap)
+        self.manager = BridgeManager(self.handle, self.dead_letter, kafka_bootstrap=publisher.bootstrap,
+                                     on_reconnect=metrics.record_bridge_reconnect)
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 

@@ -38,7 +38,7 @@ def to_record(source: Mapping[str, Any], message: BrokerMessage, *, config: Conf
     headers = merge_broker_headers(message.headers, custom)
     headers[BROKER_MESSAGE_ID] = message.message_id
     idempotency_key = fields.get("idempotency_key") or ""
-    dedup_key = f"{project_id}:{idempotency_key}" if idempotency_key else ""
+    dedup_key = f"{project_id}:{idempotency_key}" if idempotency_key else redelivery_key(source, message)
     return IngestRecord(
         uid=event_id(dedup_key), project_id=project_id, kind=kind, event_type=fields["event_type"],
         data=fields["data"], created_at=now, endpoint_id=endpoint_id, owner_id=owner_id,
@@ -46,6 +46,18 @@ def to_record(source: Mapping[str, Any], message: BrokerMessage, *, config: Conf
         headers=headers, forward_headers=headers, broker=str((source.get("pub_sub") or {}).get("type", "")),
         broker_message_id=message.message_id,
     )
+
+
+def redelivery_key(source: Mapping[str, Any], message: BrokerMessage) -> str:
+    """A dedup key for a message without an idempotency key: the broker's own id.
+
+    A broker redelivers a message whose ack was not seen (a crash, a Kafka
+    timeout whose write in fact landed); this key makes the second copy a
+    stored, undelivered duplicate instead of a second delivery.
+    """
+    if not message.delivery_id:
+        return ""
+    return f"{source['project_id']}:broker:{source['uid']}:{message.delivery_id}"
 
 
 def dead_letter_document(source: Mapping[str, Any], message: BrokerMessage, reason: str) -> dict[str, Any]:

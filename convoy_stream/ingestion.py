@@ -88,8 +88,8 @@ def expire(project_id: str, event_uids: list[str], tables: Tables) -> None:
             continue
         for delivery_uid in document.get("delivery_ids", []):
             tables.deliveries.pop(scoped(project_id, delivery_uid), None)
-        if document.get("idempotency_key"):
-            _forget(tables.idempotency, f"{project_id}:{document['idempotency_key']}", uid, whole_if_first=True)
+        if document.get("dedup_key"):
+            _forget(tables.idempotency, document["dedup_key"], uid, whole_if_first=True)
         if document.get("broker_message_id"):
             _forget(tables.broker_ids, scoped(project_id, document["broker_message_id"]), uid, whole_if_first=False)
         tables.events.pop(scoped(project_id, uid), None)

@@ -75,6 +75,7 @@ def event_document(record: IngestRecord, *, is_duplicate: bool, endpoint_ids: li
         "url_query_params": record.url_query_params,
         "url_path": record.url_path,
         "idempotency_key": record.idempotency_key,
+        "dedup_key": record.dedup_key,
         "broker_message_id": record.broker_message_id,
         "is_duplicate_event": is_duplicate,
         "status": status,

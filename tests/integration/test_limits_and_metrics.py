@@ -8,7 +8,6 @@ Slow clients are raw sockets; while they stall, other clients are served.
 
 from __future__ import annotations
 
-import concurrent.futures
 import re
 import secrets
 import socket
