@@ -32,6 +32,9 @@ class Row:
     higher_is_better: bool = True
     note: str = ""
     details: list[dict[str, Any]] = field(default_factory=list)
+    #: CPU use per run of the product side and of the baseline ({process: % of one core})
+    cpu: list[dict[str, float] | None] | None = None
+    baseline_cpu: list[dict[str, float] | None] | None = None
 
 
 @dataclass

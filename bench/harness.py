@@ -124,13 +124,15 @@ PROCS = Procs()
 
 
 def install_signal_handlers() -> None:
-    """SIGTERM/SIGHUP behave like Ctrl-C so `finally` blocks and `PROCS.stop_all` run."""
+    """SIGTERM/SIGHUP/SIGINT raise KeyboardInterrupt so `finally` blocks and `PROCS.stop_all` run."""
 
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, interrupt)
     signal.signal(signal.SIGHUP, interrupt)
+    # also when started in the background, where the shell leaves SIGINT ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def cpu_seconds(pid: int | None) -> float | None:
@@ -199,7 +201,7 @@ class CpuMeter:
                 out[name] = round(100 * (now - then) / wall, 1)
         for name, pid in self.pids.items():  # after the totals: "others" sums the plain names only
             s_now, s_then = sched_seconds(pid), self.start_sched.get(name)
-            if s_now is not None and s_then is not None and name != "kafka":
+            if s_now is not None and s_then is not None and name.startswith(("worker", "baseline", "bare")):
                 out[f"{name}.main-thread-starved"] = round(100 * (s_now[1] - s_then[1]) / wall, 1)
         out["bench-process"] = round(100 * (time.process_time() - self.start_self) / wall, 1)
         children = _children_cpu() - self.start_children

@@ -129,6 +129,17 @@ def summarize_folded(folded: str, *, title: str = "profile", rate: int = 100, se
         if shown >= top:
             break
     lines.append("")
+    for thread, n in per_thread.most_common()[1:4]:
+        if n < 0.05 * total:
+            continue
+        leafs: Counter[str] = Counter()
+        for th, frames, count in stacks:
+            if th == thread and frames:
+                name, path = frames[-1]
+                leafs[f"{name}  ({path})"] += count
+        lines.append(f"{thread}: top functions by self time, {n} samples:")
+        lines.extend(f"  {100 * c / n:5.1f}%  {key}" for key, c in leafs.most_common(8))
+        lines.append("")
     return "\n".join(lines)
 
 

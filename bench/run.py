@@ -107,8 +107,39 @@ def row_document(row: Row) -> dict[str, Any]:
         "baseline_max": base["max"] if base else None, "baseline_runs": base["values"] if base else None,
         "ratio": ratio, "ratio_min": ratios["min"] if ratios else None, "ratio_max": ratios["max"] if ratios else None,
         "target": row.target, "status": row_status(row, runs["median"], ratio), "note": row.note,
+        "cpu_median": _cpu_median(row.cpu), "baseline_cpu_median": _cpu_median(row.baseline_cpu),
         "details": row.details,
     }
+
+
+def _cpu_median(runs: list[dict[str, float] | None] | None) -> dict[str, float] | None:
+    if not runs:
+        return None
+    names = {name for run in runs if run for name in run}
+    out = {}
+    for name in sorted(names):
+        values = [run[name] for run in runs if run and name in run]
+        out[name] = round(summary(values)["median"], 1)
+    return out or None
+
+
+def render_cpu(docs: list[dict[str, Any]]) -> str:
+    """Where the CPU went in the measured runs: the evidence for what limits each row."""
+    lines = []
+    for d in docs:
+        for label, cpu in (("", d.get("cpu_median")), ("baseline: ", d.get("baseline_cpu_median"))):
+            if not cpu:
+                continue
+            ours = {k: v for k, v in cpu.items() if k not in ("machine", "others", "bench-process") or v >= 5}
+            text = ", ".join(f"{k} {v:.0f}" for k, v in sorted(ours.items(), key=lambda kv: -kv[1])
+                             if k not in ("machine", "others"))
+            name = d["metric"].split()[0] if d["scenario"] == "bridges" else d["scenario"]
+            lines.append(f"  {name:<9} {label}{text}; machine {cpu.get('machine', 0):.0f} "
+                         f"(others {cpu.get('others', 0):.0f})")
+    if not lines:
+        return ""
+    return ("CPU during the measured runs, median % of one core (200 = both cores; *.main-thread-starved = "
+            "runnable but waiting for a core; others = processes the benchmark did not start):\n" + "\n".join(lines))
 
 
 def render_table(docs: list[dict[str, Any]]) -> str:
@@ -216,17 +247,21 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     for name, message in errors.items():
         print(f"{name}: FAILED: {message}")
+    cpu_text = render_cpu(docs)
+    if cpu_text:
+        print(cpu_text)
     notes = [f"{d['scenario']} {d['metric']}: {d['note']}" for d in docs if d["note"]]
     if notes:
         print("notes:\n  " + "\n  ".join(notes))
     document = {"environment": env, "elapsed_seconds": round(elapsed, 1), "scenario_seconds": timings,
-                "interrupted": interrupted, "errors": errors, "rows": docs, "table": table}
+                "interrupted": interrupted, "errors": errors, "rows": docs, "table": table, "cpu": cpu_text}
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = RESULTS / f"{stamp}{'-quick' if args.quick else ''}.json"
     text = json.dumps(document, indent=2, default=str)
     path.write_text(text)
-    (RESULTS / "latest.json").write_text(text)
-    print(f"results: {path.relative_to(ROOT)} (and bench/results/latest.json)"
+    if not interrupted:
+        (RESULTS / "latest.json").write_text(text)
+    print(f"results: {path.relative_to(ROOT)}" + ("" if interrupted else " (and bench/results/latest.json)")
           + (f"; work dir kept at {workdir}" if args.keep_workdir else ""))
     return 1 if (errors or interrupted) else 0
 

@@ -168,6 +168,15 @@ class Services:
         self._stop_rabbit()
 
 
+def _cpu(result: dict[str, Any]) -> dict[str, float] | None:
+    """The probe's own CPU over its measured span, plus the servers' over the probe's life."""
+    outside = dict(result.get("cpu_percent_outside") or {})
+    outside.pop("probe", None)  # the probe process's whole life, start-up included
+    if result.get("cpu_percent") is not None:
+        outside["probe"] = result["cpu_percent"]
+    return outside or None
+
+
 def run_bridges(ctx: Context) -> list[Row]:
     template = ctx.get_template()
     brokers = ["kafka", "amqp", "google", "sqs"]
@@ -222,7 +231,8 @@ def run_bridges(ctx: Context) -> list[Row]:
             rows.append(Row("bridges", f"{label} msgs/s, {count:,} queued", "msg/s", rates, base,
                             "bare client receive+ack", [a / b if a and b else None for a, b in zip(rates, base)],
                             target=">= 0.8x bare client", ratio_min=0.8, note=note,
-                            details=[{"bridge": a, "bare": b} for a, b in zip(bridge_runs, bare_runs)]))
+                            details=[{"bridge": a, "bare": b} for a, b in zip(bridge_runs, bare_runs)],
+                            cpu=[_cpu(r) for r in bridge_runs], baseline_cpu=[_cpu(r) for r in bare_runs]))
     finally:
         services.stop()
         asyncio.run(delete_topics(ctx.bootstrap, ingest))

@@ -142,7 +142,8 @@ def run_e2e(ctx: Context) -> list[Row]:
             f"{result['failed']} failed, {result['missing_deliveries']} missing, cpu {result['cpu_percent']}")
     return [
         Row("e2e", f"send->delivery p50 @{RATE}/s", "ms", [r["p50_ms"] for r in results], target="<= 20 ms",
-            target_max=20, higher_is_better=False, details=results, note=_missing_note(results)),
+            target_max=20, higher_is_better=False, details=results, note=_missing_note(results),
+            cpu=[r["cpu_percent"] for r in results]),
         Row("e2e", f"send->delivery p99 @{RATE}/s", "ms", [r["p99_ms"] for r in results], target="<= 100 ms",
             target_max=100, higher_is_better=False),
         Row("e2e", "HTTP answer p99", "ms", [r["http_p99_ms"] for r in results], higher_is_better=False,

@@ -156,13 +156,20 @@ def _scenario(ctx: Context, name: str, path: str, body: bytes, headers: dict[str
     return [
         Row(name, f"accepted/s, {CONNECTIONS} conns", "req/s", rate, brate, "bare aiohttp+aiokafka",
             [a / b if b else None for a, b in zip(rate, brate)], target=">= 4000/s and >= 0.7x",
-            target_min=4000, ratio_min=0.7, details=pairs,
-            note="one worker process: HTTP and its pipeline agent share it, as users run it"),
+            target_min=4000, ratio_min=0.7, details=pairs, cpu=[r["cpu_percent"] for r in product],
+            baseline_cpu=[r["cpu_percent"] for r in base],
+            note=("one worker process: HTTP and its pipeline agent share it, as users run it; the pipeline was "
+                  f"{_median_lag(product)} records behind at the end of a run")),
         Row(name, "latency p50", "ms", [r["p50_ms"] for r in product], [r["p50_ms"] for r in base],
             "bare aiohttp+aiokafka", higher_is_better=False),
         Row(name, "latency p99", "ms", [r["p99_ms"] for r in product], [r["p99_ms"] for r in base],
             "bare aiohttp+aiokafka", target="<= 50 ms", target_max=50, higher_is_better=False),
     ]
+
+
+def _median_lag(runs: list[dict[str, Any]]) -> str:
+    lags = sorted(r["pipeline_lag_at_end"] for r in runs if r.get("pipeline_lag_at_end") is not None)
+    return f"{lags[len(lags) // 2]:,}" if lags else "?"
 
 
 def run_rest(ctx: Context) -> list[Row]:

@@ -105,7 +105,6 @@ dead_letters_table = app.dead_letters = app.Table("dead-letters", key_type=str, 
 app.event_tables = Tables(
     events=app.Table("events", key_type=str, partitions=settings.partitions),
     idempotency=app.Table("idempotency", key_type=str, partitions=settings.partitions),
-    deliveries=app.Table("deliveries", key_type=str, partitions=settings.partitions),
     broker_ids=app.Table("broker-ids", key_type=str, partitions=settings.partitions),
 )
 

@@ -5,8 +5,7 @@ Faust agent and in unit tests. They run in the agent that owns the record's
 partition, the only writer of these keys, so the dedup check is exact.
 
 Table keys (all on the event's partition, see `ids.mint_id`):
-- events:      "<project>/<event uid>"     -> event document
-- deliveries:  "<project>/<delivery uid>"  -> delivery document
+- events:      "<project>/<event uid>"     -> event document, with its deliveries
 - idempotency: "<project>:<idempotency key>" -> [first event uid, repeats...]
 - broker_ids:  "<project>/<broker message id>" -> [event uids]
 """
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, MutableMapping
 
 from .ids import scoped
-from .records import Delivery, IngestRecord, event_document
+from .records import Delivery, IngestRecord, deliveries_of, event_document
 from .routing import ConfigView, build_deliveries, route
 
 #: How many event ids one idempotency key or broker message id remembers:
@@ -32,11 +31,10 @@ EXPIRE = "expire"
 class Tables:
     events: MutableMapping[str, Any]
     idempotency: MutableMapping[str, Any]
-    deliveries: MutableMapping[str, Any]
     broker_ids: MutableMapping[str, Any]
 
 
-def ingest(record: IngestRecord, *, config: ConfigView, tables: Tables, partitions: int) -> list[Delivery]:
+def ingest(record: IngestRecord, *, config: ConfigView, tables: Tables) -> list[Delivery]:
     """Store the event and return the deliveries to emit.
 
     A record seen before (Kafka redelivers after a crash) re-emits the
@@ -49,8 +47,14 @@ def ingest(record: IngestRecord, *, config: ConfigView, tables: Tables, partitio
     key = scoped(record.project_id, record.uid)
     stored = tables.events.get(key)
     if stored is not None:
-        found = (tables.deliveries.get(scoped(record.project_id, uid)) for uid in stored["delivery_ids"])
-        return [Delivery.from_data(d) for d in found if d is not None]
+        # Written again on purpose: if the worker died before the first write's
+        # changelog record left it, the row exists only in its local store, and
+        # the next owner of the partition (recovering from the changelog) would
+        # not have it.
+        tables.events[key] = stored
+        if record.dedup_key and record.uid in (tables.idempotency.get(record.dedup_key) or []):
+            tables.idempotency[record.dedup_key] = tables.idempotency[record.dedup_key]
+        return [Delivery.from_data(d) for d in deliveries_of(stored)]
 
     duplicate = False
     if record.dedup_key:
@@ -59,17 +63,9 @@ def ingest(record: IngestRecord, *, config: ConfigView, tables: Tables, partitio
         if record.uid not in seen:
             tables.idempotency[record.dedup_key] = _bounded([*seen, record.uid])
 
-    emitted = [] if duplicate else build_deliveries(record, route(record, config), partitions=partitions)
+    emitted = [] if duplicate else build_deliveries(record, route(record, config))
     status = "Duplicate" if duplicate else ("Success" if emitted else "Failure")
-    tables.events[key] = event_document(
-        record,
-        is_duplicate=duplicate,
-        endpoint_ids=sorted({d.endpoint_id for d in emitted}),
-        delivery_ids=[d.uid for d in emitted],
-        status=status,
-    )
-    for delivery in emitted:
-        tables.deliveries[scoped(record.project_id, delivery.uid)] = delivery.asdict()
+    tables.events[key] = event_document(record, is_duplicate=duplicate, deliveries=emitted, status=status)
     if record.broker_message_id:
         index_key = scoped(record.project_id, record.broker_message_id)
         tables.broker_ids[index_key] = _bounded([*(tables.broker_ids.get(index_key) or []), record.uid])
@@ -86,8 +82,6 @@ def expire(project_id: str, event_uids: list[str], tables: Tables) -> None:
         document = tables.events.get(scoped(project_id, uid))
         if document is None:
             continue
-        for delivery_uid in document.get("delivery_ids", []):
-            tables.deliveries.pop(scoped(project_id, delivery_uid), None)
         if document.get("dedup_key"):
             _forget(tables.idempotency, document["dedup_key"], uid, whole_if_first=True)
         if document.get("broker_message_id"):

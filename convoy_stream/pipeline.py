@@ -17,7 +17,7 @@ async def process(records: AsyncIterable[IngestRecord]) -> None:
     consumed, produced = ingest_topic.get_topic_name(), delivery_topic.get_topic_name()
     async for record in records:
         metrics.record_consumed(consumed)
-        for delivery in ingest(record, config=app.config_store, tables=tables, partitions=settings.partitions):
+        for delivery in ingest(record, config=app.config_store, tables=tables):
             await delivery_topic.send(key=delivery.endpoint_id, value=delivery)
             metrics.record_produced(produced)
 

@@ -57,8 +57,12 @@ class Delivery(faust.Record, serializer="json"):
     url: str = ""
 
 
-def event_document(record: IngestRecord, *, is_duplicate: bool, endpoint_ids: list[str], delivery_ids: list[str], status: str) -> dict[str, Any]:
-    """The event as stored in the events table and returned by the API (Convoy's shape)."""
+def event_document(record: IngestRecord, *, is_duplicate: bool, deliveries: list[Delivery], status: str) -> dict[str, Any]:
+    """The event as stored in the events table (Convoy's shape, plus its deliveries).
+
+    Deliveries live in their event's row (without `data`, which the event
+    holds): one table write per event instead of one per delivery.
+    """
     headers = {name: [value] for name, value in record.headers.items()}
     if record.broker_message_id:
         headers["x-broker-message-id"] = [record.broker_message_id]
@@ -67,7 +71,7 @@ def event_document(record: IngestRecord, *, is_duplicate: bool, endpoint_ids: li
         "event_type": record.event_type,
         "project_id": record.project_id,
         "source_id": record.source_id,
-        "endpoints": endpoint_ids,
+        "endpoints": sorted({d.endpoint_id for d in deliveries}),
         "owner_id": record.owner_id,
         "headers": headers,
         "data": record.data,
@@ -79,9 +83,23 @@ def event_document(record: IngestRecord, *, is_duplicate: bool, endpoint_ids: li
         "broker_message_id": record.broker_message_id,
         "is_duplicate_event": is_duplicate,
         "status": status,
-        "delivery_ids": delivery_ids,
+        "deliveries": [{k: v for k, v in d.asdict().items() if k != "data"} for d in deliveries],
         "created_at": record.created_at,
         "updated_at": record.created_at,
         "acknowledged_at": record.created_at,
         "deleted_at": None,
     }
+
+
+#: Fields of the stored event that are ours, not Convoy's: kept out of API answers.
+INTERNAL_EVENT_FIELDS = ("deliveries", "dedup_key")
+
+
+def event_view(document: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in document.items() if k not in INTERNAL_EVENT_FIELDS}
+
+
+def deliveries_of(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The event's delivery documents, each with the event's data, as on the delivery topic."""
+    data = document["data"] if document.get("raw") in (None, "") else document["raw"]
+    return [{**d, "data": data} for d in document.get("deliveries", [])]

@@ -11,13 +11,12 @@ then event types (`*` catch-all) and body/header filters.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Iterable, Protocol
 
-from ulid import ULID
-
 from .filters import event_type_matches, matches, matches_headers
-from .ids import mint_id, partition_for, scoped
 from .records import Delivery, IngestRecord
 
 IDEMPOTENCY_HEADER = "X-Convoy-Idempotency-Key"
@@ -99,13 +98,26 @@ def route(record: IngestRecord, config: ConfigView) -> list[Match]:
     return [m for m in candidates(record, config) if subscription_accepts(m.subscription, record)]
 
 
-def build_deliveries(record: IngestRecord, matches_: list[Match], *, partitions: int) -> list[Delivery]:
-    """One delivery per match, with a uid that is the same if the event is replayed.
+def delivery_uid(event_uid: str, subscription_uid: str) -> str:
+    """`<event uid>` + 8 characters derived from the subscription.
 
-    The uid hashes to the event's partition, so a lookup by delivery id is
-    routed to the worker that stored it.
+    The same for a replayed event (consumers drop repeats by uid), sorts with
+    its event, and names the event it belongs to, so a lookup by delivery id
+    goes straight to the worker and table row holding that event.
     """
-    partition = partition_for(scoped(record.project_id, record.uid), partitions)
+    digest = hashlib.blake2b(subscription_uid.encode(), digest_size=5).digest()
+    return event_uid + base64.b32encode(digest).decode()
+
+
+def event_uid_of(delivery_uid_: str) -> str:
+    return delivery_uid_[:EVENT_UID_LENGTH]
+
+
+EVENT_UID_LENGTH = 26
+
+
+def build_deliveries(record: IngestRecord, matches_: list[Match]) -> list[Delivery]:
+    """One delivery per match."""
     headers = dict(record.forward_headers)
     if record.idempotency_key:
         headers[IDEMPOTENCY_HEADER] = record.idempotency_key
@@ -114,10 +126,8 @@ def build_deliveries(record: IngestRecord, matches_: list[Match], *, partitions:
     deliveries = []
     for match in matches_:
         subscription, endpoint = match.subscription, match.endpoint
-        uid = mint_id(partition, partitions, scope=record.project_id, seed=f"{record.uid}/{subscription['uid']}",
-                      timestamp=_ulid_time(record.uid))
         deliveries.append(Delivery(
-            uid=uid,
+            uid=delivery_uid(record.uid, subscription["uid"]),
             event_id=record.uid,
             project_id=record.project_id,
             endpoint_id=endpoint["uid"],
@@ -133,10 +143,3 @@ def build_deliveries(record: IngestRecord, matches_: list[Match], *, partitions:
             url=endpoint.get("url", ""),
         ))
     return deliveries
-
-
-def _ulid_time(uid: str) -> float:
-    try:
-        return ULID.from_str(uid).timestamp
-    except ValueError:
-        return 0.0

@@ -1,51 +1,67 @@
-"""Read side of the event tables: the queries a worker answers from its own partitions.
+"""Read side of the events table: the queries a worker answers from its own partitions.
 
 Each function reads only local table data. `convoy_stream/web/lookups.py`
 decides which worker to ask (the owner of a key, or every worker) and merges.
+An event's row holds its deliveries (`records.event_document`), and a
+delivery id starts with its event id, so every query reads events rows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from convoy_stream.ids import scoped
+from convoy_stream.records import deliveries_of, event_view
+from convoy_stream.routing import event_uid_of
 
 from .scan import HIGH, LOW, scan
 
 
+def _row(events: Mapping[str, Any], project_id: str, uid: str) -> dict[str, Any] | None:
+    return events.get(scoped(project_id, uid))
+
+
 def event(events: Mapping[str, Any], project_id: str, uid: str) -> dict[str, Any] | None:
-    document = events.get(scoped(project_id, uid))
-    return dict(document) if document is not None else None
+    row = _row(events, project_id, uid)
+    return event_view(row) if row is not None else None
 
 
-def events_by_ids(events: Mapping[str, Any], project_id: str, uids: Iterable[str]) -> list[dict[str, Any]]:
-    found = (event(events, project_id, uid) for uid in uids)
-    return sorted((e for e in found if e is not None), key=lambda e: e["uid"], reverse=True)
+def _rows_by_ids(events: Mapping[str, Any], project_id: str, uids: Iterable[str]) -> list[dict[str, Any]]:
+    rows = (_row(events, project_id, uid) for uid in uids)
+    return sorted((r for r in rows if r is not None), key=lambda r: r["uid"], reverse=True)
 
 
 def events_by_dedup_key(events: Mapping[str, Any], idempotency: Mapping[str, Any], project_id: str, dedup_key: str) -> list[dict[str, Any]]:
-    return events_by_ids(events, project_id, idempotency.get(dedup_key) or [])
+    return [event_view(r) for r in _rows_by_ids(events, project_id, idempotency.get(dedup_key) or [])]
+
+
+def _broker_rows(events: Mapping[str, Any], broker_ids: Mapping[str, Any], project_id: str, broker_message_id: str) -> list[dict[str, Any]]:
+    return _rows_by_ids(events, project_id, broker_ids.get(scoped(project_id, broker_message_id)) or [])
 
 
 def events_by_broker_id(events: Mapping[str, Any], broker_ids: Mapping[str, Any], project_id: str, broker_message_id: str) -> list[dict[str, Any]]:
-    return events_by_ids(events, project_id, broker_ids.get(scoped(project_id, broker_message_id)) or [])
+    return [event_view(r) for r in _broker_rows(events, broker_ids, project_id, broker_message_id)]
 
 
-def delivery(deliveries: Mapping[str, Any], project_id: str, uid: str) -> dict[str, Any] | None:
-    document = deliveries.get(scoped(project_id, uid))
-    return dict(document) if document is not None else None
+def deliveries_by_broker_id(events: Mapping[str, Any], broker_ids: Mapping[str, Any], project_id: str, broker_message_id: str) -> list[dict[str, Any]]:
+    rows = _broker_rows(events, broker_ids, project_id, broker_message_id)
+    return sorted((d for r in rows for d in deliveries_of(r)), key=lambda d: d["uid"], reverse=True)
 
 
-def deliveries_of_events(deliveries: Mapping[str, Any], project_id: str, event_documents: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    found = []
-    for document in event_documents:
-        for uid in document.get("delivery_ids", []):
-            stored = deliveries.get(scoped(project_id, uid))
-            if stored is not None:
-                found.append(dict(stored))
-    return sorted(found, key=lambda d: d["uid"], reverse=True)
+def deliveries_of_event(events: Mapping[str, Any], project_id: str, uid: str) -> list[dict[str, Any]]:
+    row = _row(events, project_id, uid)
+    return sorted(deliveries_of(row), key=lambda d: d["uid"], reverse=True) if row is not None else []
+
+
+def deliveries_by_dedup_key(events: Mapping[str, Any], idempotency: Mapping[str, Any], project_id: str, dedup_key: str) -> list[dict[str, Any]]:
+    rows = _rows_by_ids(events, project_id, idempotency.get(dedup_key) or [])
+    return sorted((d for r in rows for d in deliveries_of(r)), key=lambda d: d["uid"], reverse=True)
+
+
+def delivery(events: Mapping[str, Any], project_id: str, uid: str) -> dict[str, Any] | None:
+    return next((d for d in deliveries_of_event(events, project_id, event_uid_of(uid)) if d["uid"] == uid), None)
 
 
 # -- listing ------------------------------------------------------------------------------
@@ -108,8 +124,39 @@ class DeliveryFilter:
                 and (not self.broker_message_id or d.get("broker_message_id") == self.broker_message_id))
 
 
-def list_rows(table: Any, project_id: str, accepts: Any, page: Page, active: Callable[[str], bool]) -> list[dict[str, Any]]:
+def list_rows(table: Any, project_id: str, accepts: Callable[[Mapping[str, Any]], bool], page: Page,
+              active: Callable[[str], bool]) -> list[dict[str, Any]]:
     """Up to `page.limit` local rows of one project that pass `accepts`, in page order."""
-    rows = (dict(value) for _, value in scan(table, project_id + "/", active=active, lower=page.lower,
-                                             upper=page.upper, descending=page.descending))
+    rows = (value for _, value in scan(table, project_id + "/", active=active, lower=page.lower,
+                                       upper=page.upper, descending=page.descending))
     return list(islice((row for row in rows if accepts(row)), page.limit))
+
+
+def list_events(events: Any, project_id: str, f: EventFilter, page: Page, active: Callable[[str], bool]) -> list[dict[str, Any]]:
+    return [event_view(row) for row in list_rows(events, project_id, f.accepts, page, active)]
+
+
+def list_deliveries(events: Any, project_id: str, f: DeliveryFilter, page: Page, active: Callable[[str], bool]) -> list[dict[str, Any]]:
+    """Deliveries in page order; the page bounds are delivery uids (or ULID date bounds).
+
+    Rows are scanned by event uid, the first 26 characters of a delivery uid,
+    so the scan starts at the bound's event and skips its deliveries that lie
+    outside the bound.
+    """
+    lower_event = page.lower[:25] if len(page.lower) > 26 else page.lower  # include the bound's own event
+    upper_event = page.upper[:26] + HIGH if len(page.upper) > 26 else page.upper
+    rows = scan(events, project_id + "/", active=active, lower=lower_event, upper=upper_event, descending=page.descending)
+
+    def in_page() -> Iterator[dict[str, Any]]:
+        for _, row in rows:
+            for d in sorted(deliveries_of(row), key=lambda d: d["uid"], reverse=page.descending):
+                if page.lower < d["uid"] < page.upper and f.accepts(d):
+                    yield d
+
+    return list(islice(in_page(), page.limit))
+
+
+def within(rows: Iterable[dict[str, Any]], accepts: Callable[[Mapping[str, Any]], bool], page: Page) -> list[dict[str, Any]]:
+    """A page of rows found by an index rather than a scan: same bounds, order and limit."""
+    inside = (r for r in rows if page.lower < r["uid"] < page.upper and accepts(r))
+    return sorted(inside, key=lambda r: r["uid"], reverse=page.descending)[: page.limit]

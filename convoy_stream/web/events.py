@@ -6,15 +6,16 @@ otherwise) and, unlike Convoy, returns the event so a client can look it up.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
 
-from tables.events import DeliveryFilter, EventFilter
+from tables.events import DeliveryFilter, EventFilter, within
 
 from ..ids import mask_id, new_ulid, scoped
 from ..records import IngestRecord
-from ..routing import catch_all_subscription
+from ..routing import catch_all_subscription, event_uid_of
 from ..validation import ValidationError, validate_event
 from .config_api import now
 from .context import Context, ctx
@@ -119,31 +120,65 @@ async def get_event(request: web.Request) -> web.Response:
 
 
 async def _list(request: web.Request, table: str, name: str, filter_: Any) -> dict[str, Any]:
+    """A page from a scan of every worker's partitions."""
     project = ctx(request).project(request)
     page, size = page_of(request.query)
-    cursor_given = bool(request.query.get("next_page_cursor") or request.query.get("prev_page_cursor"))
     results = await ask_all(request, table, name, project["uid"], encode_list_arg(page, filter_))
-    return merge(results, page, size, cursor_given=cursor_given)
+    return merge(results, page, size, cursor_given=_cursor_given(request))
+
+
+async def _indexed(request: web.Request, lookups: list[Any], filter_: Any) -> dict[str, Any]:
+    """A page from index lookups (idempotency key, broker message id, event id): no scan."""
+    page, size = page_of(request.query)
+    rows = [row for found in await asyncio.gather(*lookups) for row in found]
+    return merge([within(rows, filter_.accepts, page)], page, size, cursor_given=_cursor_given(request))
+
+
+def _cursor_given(request: web.Request) -> bool:
+    return bool(request.query.get("next_page_cursor") or request.query.get("prev_page_cursor"))
+
+
+async def _everywhere(request: web.Request, name: str, project_id: str, key: str) -> list[dict[str, Any]]:
+    return [row for part in await ask_all(request, "events", name, project_id, key) for row in part]
 
 
 async def list_events(request: web.Request) -> web.Response:
-    q = request.query
-    event_filter = EventFilter(
+    project = ctx(request).project(request)
+    pid, q = project["uid"], request.query
+    f = EventFilter(
         source_ids=many(q, "sourceId"), endpoint_ids=many(q, "endpointId"), owner_id=q.get("ownerId", ""),
         idempotency_key=q.get("idempotencyKey", ""), broker_message_id=q.get("brokerMessageId", ""),
         query=q.get("query", ""),
     )
-    return ok(await _list(request, "events", "list_events", event_filter), "Events fetched successfully")
+    if f.idempotency_key:
+        key = dedup_key(pid, f.idempotency_key)
+        data = await _indexed(request, [ask_owner(request, "idempotency", key, "events_by_dedup", pid, key)], f)
+    elif f.broker_message_id:
+        data = await _indexed(request, [_everywhere(request, "events_by_broker_id", pid, f.broker_message_id)], f)
+    else:
+        data = await _list(request, "events", "list_events", f)
+    return ok(data, "Events fetched successfully")
 
 
 async def list_deliveries(request: web.Request) -> web.Response:
-    q = request.query
-    delivery_filter = DeliveryFilter(
+    project = ctx(request).project(request)
+    pid, q = project["uid"], request.query
+    f = DeliveryFilter(
         event_ids=many(q, "eventId"), endpoint_ids=many(q, "endpointId"), subscription_ids=many(q, "subscriptionId"),
         event_types=many(q, "eventType"), statuses=many(q, "status"), idempotency_key=q.get("idempotencyKey", ""),
         broker_message_id=q.get("brokerMessageId", ""),
     )
-    return ok(await _list(request, "deliveries", "list_deliveries", delivery_filter), "Event deliveries fetched successfully")
+    if f.event_ids:
+        lookups = [ask_owner(request, "events", scoped(pid, uid), "deliveries_of_event", pid, uid) for uid in f.event_ids]
+        data = await _indexed(request, lookups, f)
+    elif f.idempotency_key:
+        key = dedup_key(pid, f.idempotency_key)
+        data = await _indexed(request, [ask_owner(request, "idempotency", key, "deliveries_by_dedup", pid, key)], f)
+    elif f.broker_message_id:
+        data = await _indexed(request, [_everywhere(request, "deliveries_by_broker_id", pid, f.broker_message_id)], f)
+    else:
+        data = await _list(request, "events", "list_deliveries", f)
+    return ok(data, "Event deliveries fetched successfully")
 
 
 async def list_dead_letters(request: web.Request) -> web.Response:
@@ -154,7 +189,7 @@ async def list_dead_letters(request: web.Request) -> web.Response:
 async def get_delivery(request: web.Request) -> web.Response:
     project = ctx(request).project(request)
     uid = request.match_info["deliveryID"]
-    delivery = await ask_owner(request, "deliveries", scoped(project["uid"], uid), "delivery", project["uid"], uid)
+    delivery = await ask_owner(request, "events", scoped(project["uid"], event_uid_of(uid)), "delivery", project["uid"], uid)
     if delivery is None:
         raise ApiError(404, "event delivery not found")
     return ok(delivery, "Event Delivery fetched successfully")

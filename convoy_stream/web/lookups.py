@@ -50,25 +50,24 @@ def _local(request: web.Request, name: str, project_id: str, key: str) -> Any:
 
     def list_events() -> Any:
         page, f = _page_and_filter(orjson.loads(key), queries.EventFilter)
-        return queries.list_rows(t.events, project_id, f.accepts, page, _active_keys(request))
+        return queries.list_events(t.events, project_id, f, page, _active_keys(request))
+
+    def list_deliveries() -> Any:
+        page, f = _page_and_filter(orjson.loads(key), queries.DeliveryFilter)
+        return queries.list_deliveries(t.events, project_id, f, page, _active_keys(request))
 
     def list_dead_letters() -> Any:
         page = queries.Page(**orjson.loads(key)["page"])
         return queries.list_rows(ctx(request).app.dead_letters, project_id, lambda row: True, page, _active_keys(request))
 
-    def list_deliveries() -> Any:
-        page, f = _page_and_filter(orjson.loads(key), queries.DeliveryFilter)
-        return queries.list_rows(t.deliveries, project_id, f.accepts, page, _active_keys(request))
-
     local: dict[str, Callable[[], Any]] = {
         "event": lambda: queries.event(t.events, project_id, key),
         "events_by_dedup": lambda: queries.events_by_dedup_key(t.events, t.idempotency, project_id, key),
         "events_by_broker_id": lambda: queries.events_by_broker_id(t.events, t.broker_ids, project_id, key),
-        "deliveries_of_event": lambda: queries.deliveries_of_events(
-            t.deliveries, project_id, [e for e in [queries.event(t.events, project_id, key)] if e]),
-        "deliveries_by_broker_id": lambda: queries.deliveries_of_events(
-            t.deliveries, project_id, queries.events_by_broker_id(t.events, t.broker_ids, project_id, key)),
-        "delivery": lambda: queries.delivery(t.deliveries, project_id, key),
+        "deliveries_of_event": lambda: queries.deliveries_of_event(t.events, project_id, key),
+        "deliveries_by_broker_id": lambda: queries.deliveries_by_broker_id(t.events, t.broker_ids, project_id, key),
+        "deliveries_by_dedup": lambda: queries.deliveries_by_dedup_key(t.events, t.idempotency, project_id, key),
+        "delivery": lambda: queries.delivery(t.events, project_id, key),
         "list_events": list_events,
         "list_deliveries": list_deliveries,
         "list_dead_letters": list_dead_letters,

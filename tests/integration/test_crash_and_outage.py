@@ -84,8 +84,16 @@ def setup(base: str) -> tuple[Api, str, Api, dict[str, Any]]:
 def check_nothing_lost(load: Load, bootstrap: str, app_id: str, out: Api, incoming: Api, source: dict[str, Any]) -> None:
     assert len(load.accepted) > 20 and len(load.webhooks_accepted) > 20
     # every acknowledged REST event is stored once, duplicates of a key are marked so
-    for uid in load.accepted:
-        eventually(lambda: out.get(f"/events/{uid}").status_code == 200, timeout=60)
+    deadline = time.monotonic() + 60
+    missing = list(load.accepted)
+    while missing and time.monotonic() < deadline:
+        missing = [uid for uid in missing if out.get(f"/events/{uid}").status_code != 200]
+        time.sleep(0.5)
+    if missing:
+        ingest = read_topic(bootstrap, f"{app_id}-ingest", until=lambda rs: True, timeout=3)
+        in_topic = [r for r in ingest if r.get("uid") in missing]
+        pytest.fail(f"{len(missing)} acknowledged events not stored: {missing[:5]}; in the ingest topic: {len(in_topic)}; "
+                    f"answers: {[out.get(f'/events/{uid}').text[:200] for uid in missing[:3]]}")
     stored = [out.get(f"/events/{uid}").json()["data"] for uid in load.accepted]
     originals = defaultdict(int)
     for event in stored:
