@@ -55,6 +55,8 @@ def create_app(settings: Settings) -> ConvoyApp:
         key_serializer="json",
         value_serializer="json",
         producer_acks=-1,
+        # Changelog and delivery records of many events share a produce request.
+        producer_linger=0.005,
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=settings.heartbeat_interval,
         broker_rebalance_timeout=settings.rebalance_timeout,
@@ -151,6 +153,13 @@ class Infrastructure(Service):
             from .bridge_runner import start_bridges
 
             await start_bridges(app)
+
+    @Service.task
+    async def _announce_ready(self) -> None:
+        """One line when the worker can take events, whatever the log level."""
+        while app.rebalancing or app.consumer_generation_id <= 0 or not app.config_store.ready.is_set():
+            await self.sleep(0.2)
+        print(f"convoy-stream ready: {settings.base_url} (GET /health)", flush=True)
 
     async def on_stop(self) -> None:
         if settings.run_bridges:

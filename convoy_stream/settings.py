@@ -56,7 +56,7 @@ class Settings:
     run_bridges: bool = True
     #: Seconds between retention sweeps (each worker sweeps its own partitions).
     retention_sweep_interval: float = 60.0
-    log_level: str = "info"
+    log_level: str = "warning"
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -87,7 +87,7 @@ class Settings:
             keepalive_timeout=_env_float("CONVOY_STREAM_KEEPALIVE_TIMEOUT", 75.0),
             retention_sweep_interval=_env_float("CONVOY_STREAM_RETENTION_SWEEP_INTERVAL", 60.0),
             run_bridges=os.environ.get("CONVOY_STREAM_BRIDGES", "1") not in ("0", "false", "no"),
-            log_level=os.environ.get("CONVOY_STREAM_LOG_LEVEL", "info"),
+            log_level=os.environ.get("CONVOY_STREAM_LOG_LEVEL", "warning"),
         )
         values.update(overrides)
         settings = cls(**values)  # type: ignore[arg-type]
