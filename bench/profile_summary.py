@@ -115,6 +115,20 @@ def summarize_folded(folded: str, *, title: str = "profile", rate: int = 100, se
     for name, n in areas.most_common():
         lines.append(f"  {100 * n / total:5.1f}%  {name}")
     lines.append("")
+    tasks: Counter[str] = Counter()
+    for frames, n in busy:
+        names = [f[0] for f in frames]
+        if "Handle._run" in names:
+            i = names.index("Handle._run")
+            name, path = frames[i + 1] if i + 1 < len(frames) else ("(the event loop itself)", "")
+        else:
+            inner = [f for f in frames if f[0] not in OUTER_FRAMES]
+            name, path = inner[0] if inner else ("(the event loop itself)", "")
+        tasks[f"{name}  ({path})" if path else name] += n
+    lines.append("what the event loop was running (the frame right under asyncio's Handle._run):")
+    for key, n in tasks.most_common(12):
+        lines.append(f"  {100 * n / total:5.1f}%  {key}")
+    lines.append("")
     lines.append(f"top {top} functions by self time:")
     for key, n in self_time.most_common(top):
         lines.append(f"  {100 * n / total:5.1f}%  {key}")

@@ -241,28 +241,30 @@ def main(argv: list[str] | None = None) -> int:
 
     table = render_table(docs)
     elapsed = time.monotonic() - started
-    print()
-    print(f"convoy-stream benchmark, {runs} run(s) per row, {os.cpu_count()} CPUs, {elapsed / 60:.1f} min"
-          + (" (quick)" if args.quick else "") + (" INTERRUPTED" if interrupted else ""))
-    print(table)
-    for name, message in errors.items():
-        print(f"{name}: FAILED: {message}")
     cpu_text = render_cpu(docs)
-    if cpu_text:
-        print(cpu_text)
     notes = [f"{d['scenario']} {d['metric']}: {d['note']}" for d in docs if d["note"]]
-    if notes:
-        print("notes:\n  " + "\n  ".join(notes))
+    # files first: a closed stdout (| head) must not lose the results
     document = {"environment": env, "elapsed_seconds": round(elapsed, 1), "scenario_seconds": timings,
-                "interrupted": interrupted, "errors": errors, "rows": docs, "table": table, "cpu": cpu_text}
+                "interrupted": interrupted, "errors": errors, "rows": docs, "table": table, "cpu": cpu_text,
+                "notes": notes}
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = RESULTS / f"{stamp}{'-quick' if args.quick else ''}.json"
     text = json.dumps(document, indent=2, default=str)
     path.write_text(text)
     if not interrupted:
         (RESULTS / "latest.json").write_text(text)
+    print()
+    print(f"convoy-stream benchmark, {runs} run(s) per row, {os.cpu_count()} CPUs, {elapsed / 60:.1f} min"
+          + (" (quick)" if args.quick else "") + (" INTERRUPTED" if interrupted else ""))
+    print(table)
+    for name, message in errors.items():
+        print(f"{name}: FAILED: {message}")
+    if cpu_text:
+        print(cpu_text)
+    if notes:
+        print("notes:\n  " + "\n  ".join(notes))
     print(f"results: {path.relative_to(ROOT)}" + ("" if interrupted else " (and bench/results/latest.json)")
-          + (f"; work dir kept at {workdir}" if args.keep_workdir else ""))
+          + (f"; work dir kept at {workdir}" if args.keep_workdir else ""), flush=True)
     return 1 if (errors or interrupted) else 0
 
 

@@ -1,8 +1,9 @@
 """bridges: messages/s from a pre-filled queue to acknowledged ingest records, per broker.
 
 Each measurement runs `bridge_probe.py` in a process of its own against a fresh, pre-filled
-topic/queue/subscription: `bridge` mode is the product's bridge loop publishing to Kafka
-(acks=all) before every ack; `bare` mode is the broker's own client doing receive + ack alone.
+topic/queue/subscription: `bridge` mode is the product's bridge loop with the worker's own
+handle (validate, endpoint check, `Publisher.publish` to Kafka with acks=all) before every
+ack; `bare` mode is the broker's own client doing receive + ack alone.
 Services: Kafka is the benchmark's broker (a separate topic), SQS is a moto server, Pub/Sub
 the official emulator, RabbitMQ the machine's server (started, and stopped again, only if it
 was not running).
@@ -202,6 +203,7 @@ def run_bridges(ctx: Context) -> list[Row]:
                     name = f"bench{ctx.nonce}-{broker}-{mode}-{i}"
                     cfg = {"broker": broker, "name": name, "count": count, "bootstrap": ctx.bootstrap,
                            "ingest_topic": ingest, "project_id": template.outgoing.project_id,
+                           "config_topic": f"{template.app_id}-config",
                            "endpoint_id": template.outgoing.endpoint_ids[0], **services.cfg}
                     try:
                         fill = _probe({**cfg, "mode": "fill"}, services.env)

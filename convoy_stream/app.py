@@ -53,7 +53,7 @@ def create_app(settings: Settings) -> ConvoyApp:
         topic_partitions=settings.partitions,
         topic_replication_factor=1,
         key_serializer="json",
-        value_serializer="json",
+        value_serializer="orjson",
         producer_acks=-1,
         # Changelog and delivery records of many events share a produce request.
         producer_linger=0.005,
@@ -99,7 +99,7 @@ delivery_topic = app.topic(
 
 dead_letter_topic = app.topic(
     f"{settings.app_id}-dead-letters", key_type=str, value_type=None,
-    key_serializer="json", value_serializer="json", partitions=settings.partitions,
+    key_serializer="json", value_serializer="orjson", partitions=settings.partitions,
 )
 #: "<project>/<uid>" -> dead-letter document, listed by the API
 dead_letters_table = app.dead_letters = app.Table("dead-letters", key_type=str, partitions=settings.partitions)

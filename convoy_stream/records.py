@@ -11,8 +11,10 @@ from typing import Any, Optional
 
 import faust
 
+from . import codecs  # noqa: F401  (registers the orjson codec)
 
-class IngestRecord(faust.Record, serializer="json"):
+
+class IngestRecord(faust.Record, serializer="orjson"):
     """An accepted event, durable in Kafka before anyone is told "accepted"."""
 
     uid: str
@@ -38,7 +40,7 @@ class IngestRecord(faust.Record, serializer="json"):
     raw: Optional[str] = None
 
 
-class Delivery(faust.Record, serializer="json"):
+class Delivery(faust.Record, serializer="orjson"):
     """One event for one endpoint via one subscription, ready for a dispatcher."""
 
     uid: str
