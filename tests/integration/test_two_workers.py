@@ -50,7 +50,12 @@ def test_requests_work_on_either_worker(two_workers: tuple[Worker, Worker]) -> N
 
     # every event is found through both workers, so both own some partitions and route to each other
     for uid in uids:
-        eventually(lambda: settled(on_first, uid) and settled(on_second, uid))
+        try:
+            eventually(lambda: settled(on_first, uid) and settled(on_second, uid), timeout=60)
+        except BaseException:
+            raise AssertionError(f"{uid}: first={on_first.get(f'/events/{uid}').text[:300]} "
+                                 f"second={on_second.get(f'/events/{uid}').text[:300]} "
+                                 f"where={_where(first, project_id, uid)}")
         [d1] = on_first.get("/eventdeliveries", params={"eventId": uid}).json()["data"]["content"]
         [d2] = on_second.get("/eventdeliveries", params={"eventId": uid}).json()["data"]["content"]
         assert d1 == d2
@@ -69,3 +74,36 @@ def test_requests_work_on_either_worker(two_workers: tuple[Worker, Worker]) -> N
                         and on_second.get("/events", params={"idempotencyKey": "same-key"}).json()["data"]["content"])
     assert sorted(e["uid"] for e in listed) == sorted(ids)
     assert sum(not e["is_duplicate_event"] for e in listed) == 1
+
+
+def _where(worker: Worker, project_id: str, uid: str) -> str:
+    """Diagnostics for a missing event: its partition, offset, and the group's committed offsets."""
+    import asyncio
+
+    import orjson
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from convoy_stream.ids import partition_for, scoped
+
+    async def look() -> str:
+        topic = f"{worker.app_id}-ingest"
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=worker.bootstrap, auto_offset_reset="earliest", group_id=None)
+        await consumer.start()
+        found = []
+        try:
+            for _ in range(10):
+                for tp, messages in (await consumer.getmany(timeout_ms=300)).items():
+                    found += [(tp.partition, m.offset) for m in messages if orjson.loads(m.value).get("uid") == uid]
+        finally:
+            await consumer.stop()
+        admin = AIOKafkaAdminClient(bootstrap_servers=worker.bootstrap)
+        await admin.start()
+        try:
+            committed = await admin.list_consumer_group_offsets(worker.app_id)
+        finally:
+            await admin.close()
+        mine = {tp.partition: meta.offset for tp, meta in committed.items() if tp.topic == topic}
+        return f"expected partition {partition_for(scoped(project_id, uid), 8)}, in topic at {found}, committed {mine}"
+
+    return asyncio.run(look())
