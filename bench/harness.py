@@ -281,9 +281,10 @@ async def create_topic(bootstrap: str, name: str, partitions: int, *, compacted:
         pass
     finally:
         await admin.close()
-    # metadata propagation: wait until the topic is visible with all partitions
-    for _ in range(50):
-        if len(await partitions_of(bootstrap, name)) == partitions:
+    # metadata propagation: wait until every partition is visible and has a leader, so the
+    # first produce does not meet NotLeaderForPartition
+    for _ in range(100):
+        if len(await partitions_of(bootstrap, name, with_leader=True)) == partitions:
             return
         await asyncio.sleep(0.1)
 
@@ -306,14 +307,18 @@ async def delete_topics(bootstrap: str, prefix: str) -> list[str]:
         await admin.close()
 
 
-async def partitions_of(bootstrap: str, topic: str) -> list[int]:
-    from aiokafka import AIOKafkaConsumer
+async def partitions_of(bootstrap: str, topic: str, *, with_leader: bool = False) -> list[int]:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()
-        return sorted(consumer.partitions_for_topic(topic) or [])
+        parts = sorted(consumer.partitions_for_topic(topic) or [])
+        if with_leader:
+            cluster = consumer._client.cluster
+            parts = [p for p in parts if (cluster.leader_for_partition(TopicPartition(topic, p)) or -1) >= 0]
+        return parts
     finally:
         await consumer.stop()
 

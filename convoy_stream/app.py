@@ -62,7 +62,9 @@ def create_app(settings: Settings) -> ConvoyApp:
         broker_rebalance_timeout=settings.rebalance_timeout,
         broker_commit_every=1000,
         broker_commit_interval=0.5,
-        stream_wait_empty=False,
+        # Finish the event in hand before a rebalance: an agent still writing a row for a
+        # partition that is being recovered elsewhere is how rows go missing.
+        stream_wait_empty=True,
         # keepalive_timeout also bounds how long a connection may take to send its
         # request headers (aiohttp arms it at connect); see web/body.py for bodies.
         web_application_options={"client_max_size": 8 * 1024 * 1024,
@@ -82,6 +84,7 @@ def create_app(settings: Settings) -> ConvoyApp:
         timeout=settings.publish_timeout,
     )
     app.config_store = ConfigStore(settings.kafka_bootstrap, f"{settings.app_id}-config")
+    app.publisher.config_position = lambda: app.config_store.position
     return app
 
 

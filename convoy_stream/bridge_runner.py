@@ -91,6 +91,7 @@ async def run_standalone() -> None:
                           dead_letter_topic=f"{settings.app_id}-dead-letters", partitions=settings.partitions,
                           timeout=settings.publish_timeout)
     config = ConfigStore(settings.kafka_bootstrap, f"{settings.app_id}-config")
+    publisher.config_position = lambda: config.position
     await publisher.start()
     await config.start(publisher.producer)
     await config.ready.wait()

@@ -11,12 +11,21 @@ from .retention import sweep
 from .records import IngestRecord
 
 
+#: How long the agent waits for its config view to reach a record's config offset.
+#: Only a cold start or a config partition outage can take this long.
+CONFIG_WAIT = 30.0
+
+
 @app.agent(ingest_topic)
 async def process(records: AsyncIterable[IngestRecord]) -> None:
     tables = app.event_tables
+    # Never route with an empty config view (a worker starting on a backlog).
+    await app.config_store.ready.wait()
     consumed, produced = ingest_topic.get_topic_name(), delivery_topic.get_topic_name()
     async for record in records:
         metrics.record_consumed(consumed)
+        if app.config_store.position < record.config_offset:
+            await app.config_store.caught_up_to(record.config_offset, timeout=CONFIG_WAIT)
         for delivery in ingest(record, config=app.config_store, tables=tables):
             await delivery_topic.send(key=delivery.endpoint_id, value=delivery)
             metrics.record_produced(produced)

@@ -67,7 +67,13 @@ class Publisher:
             return new_ulid()
         return mint_id(partition_for(dedup_key, self.partitions), self.partitions, scope=project_id)
 
+    #: Set by the worker: the config offset this process has applied, stamped on
+    #: every record so the agent routes it with at least that config.
+    config_position: Any = staticmethod(lambda: -1)
+
     async def publish(self, record: IngestRecord) -> None:
+        if record.config_offset < 0:
+            record.config_offset = self.config_position()
         key = scoped(record.project_id, record.uid)
         partition = partition_for(key, self.partitions)
         await self._send(self.ingest_topic, orjson.dumps(key), record.dumps(), partition)

@@ -38,6 +38,8 @@ class IngestRecord(faust.Record, serializer="orjson"):
     broker_message_id: str = ""
     #: Non-JSON webhook bodies are kept as text here and `data` is None.
     raw: Optional[str] = None
+    #: The config offset the publishing worker had applied (`tables/config.py`).
+    config_offset: int = -1
 
 
 class Delivery(faust.Record, serializer="orjson"):

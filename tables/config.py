@@ -42,6 +42,9 @@ class ConfigStore:
         # secondary indexes: name -> key -> set of ids
         self._index: dict[str, defaultdict[Any, set[str]]] = defaultdict(lambda: defaultdict(set))
         self._listeners: list[Any] = []
+        #: Highest config offset applied here (one partition, so a total order).
+        self.position = -1
+        self._advanced = asyncio.Event()
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self, producer: AIOKafkaProducer) -> None:
@@ -107,7 +110,50 @@ class ConfigStore:
         metadata = await self._producer.send_and_wait(self.topic, key=key.encode(), value=payload)
         self._apply(key, value, metadata.offset)
 
+    async def caught_up_to(self, offset: int, timeout: float) -> bool:
+        """Wait until this view has applied config `offset`.
+
+        An ingest record carries the offset its publisher had seen, so the
+        agent on another worker routes it with at least that config: an
+        endpoint created a moment before the event is never "not found".
+        """
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.position < offset:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return False
+            self._advanced.clear()
+            try:
+                await asyncio.wait_for(self._advanced.wait(), remaining)
+            except asyncio.TimeoutError:
+                return self.position >= offset
+        return True
+
+    async def sync(self, timeout: float = 5.0) -> None:
+        """Catch up with every config write made so far, on any worker.
+
+        Used only when something is not found: a client that created a key or
+        an endpoint through another worker a moment ago must not get a 401/404.
+        """
+        if self._consumer is None:
+            return
+        try:
+            ends = await self._consumer.end_offsets(list(self._consumer.assignment()))
+        except Exception:  # broker unreachable: answer with what we have
+            return
+        await self.caught_up_to(max(ends.values(), default=0) - 1, timeout)
+
+    async def get_synced(self, kind: str, uid: str) -> dict[str, Any] | None:
+        found = self.get(kind, uid)
+        if found is None:
+            await self.sync()
+            found = self.get(kind, uid)
+        return found
+
     def _apply(self, key: str, value: dict[str, Any] | None, offset: int) -> None:
+        if offset > self.position:
+            self.position = offset
+            self._advanced.set()
         if self._versions.get(key, -1) >= offset:
             return
         self._versions[key] = offset

@@ -54,13 +54,13 @@ async def create_project(request: web.Request) -> web.Response:
 
 
 async def get_project(request: web.Request) -> web.Response:
-    project = ctx(request).project(request)
+    project = await ctx(request).project(request)
     return ok(_project_view(project), "Project fetched successfully")
 
 
 async def update_project(request: web.Request) -> web.Response:
     c = ctx(request)
-    project = c.project(request)
+    project = await c.project(request)
     fields = _validated(validate_project, await read_json(request), update=True)
     updated = {**project, **fields, "uid": project["uid"], "updated_at": now()}
     await c.config.put("project", project["uid"], updated)
@@ -69,7 +69,7 @@ async def update_project(request: web.Request) -> web.Response:
 
 async def delete_project(request: web.Request) -> web.Response:
     c = ctx(request)
-    project = c.project(request)
+    project = await c.project(request)
     for kind in ("subscription", "endpoint", "source", "apikey"):
         for entity in c.config.project_entities(kind, project["uid"]):
             await c.config.delete(kind, entity["uid"])
@@ -103,17 +103,27 @@ class Resource:
     async def cascade_delete(self, c: Context, entity: dict[str, Any]) -> None:
         return None
 
+    async def _validated(self, c: Context, project: dict[str, Any], body: Any, *, current: dict[str, Any] | None) -> dict[str, Any]:
+        """`validate`, catching up with other workers' writes once if a referenced entity is missing."""
+        try:
+            return self.validate(c, project, body, current=current)
+        except ApiError as exc:
+            if not exc.message.startswith("failed to find"):
+                raise
+            await c.config.sync()
+            return self.validate(c, project, body, current=current)
+
     # handlers ----------------------------------------------------------------------------
-    def find(self, c: Context, project: dict[str, Any], uid: str) -> dict[str, Any]:
-        entity = c.config.get(self.kind, uid)
+    async def find(self, c: Context, project: dict[str, Any], uid: str) -> dict[str, Any]:
+        entity = await c.config.get_synced(self.kind, uid)
         if entity is None or entity.get("project_id") != project["uid"]:
             raise ApiError(404, f"{self.kind} not found")
         return entity
 
     async def create(self, request: web.Request) -> web.Response:
         c = ctx(request)
-        project = c.project(request)
-        fields = self.validate(c, project, await read_json(request), current=None)
+        project = await c.project(request)
+        fields = await self._validated(c, project, await read_json(request), current=None)
         stamp = now()
         entity = {"uid": new_ulid(), "project_id": project["uid"], **fields, "created_at": stamp, "updated_at": stamp, "deleted_at": None}
         entity = self.complete(c, project, entity, created=True)
@@ -122,28 +132,28 @@ class Resource:
 
     async def get(self, request: web.Request) -> web.Response:
         c = ctx(request)
-        project = c.project(request)
-        entity = self.find(c, project, request.match_info["uid"])
+        project = await c.project(request)
+        entity = await self.find(c, project, request.match_info["uid"])
         return ok(self.view(c, entity), f"{self.label} fetched successfully")
 
     async def list(self, request: web.Request) -> web.Response:
         c = ctx(request)
-        project = c.project(request)
+        project = await c.project(request)
         items = [self.view(c, e) for e in c.config.project_entities(self.kind, project["uid"]) if self.matches_query(e, request.query)]
         items.sort(key=lambda e: e["uid"], reverse=True)
         return ok(paginate(items, request.query), f"{self.label}s fetched successfully")
 
     async def update(self, request: web.Request) -> web.Response:
         c = ctx(request)
-        project = c.project(request)
-        old = self.find(c, project, request.match_info["uid"])
+        project = await c.project(request)
+        old = await self.find(c, project, request.match_info["uid"])
         body = await read_json(request)
         if isinstance(body, dict):
             # A client that did GET then PUT sends the redaction marker back: put the stored
             # secret in its place *before* validating, or a validated secret (a Google
             # service account) would fail on the marker.
             body = keep_stored_secrets(body, old, self.secret_paths)
-        fields = self.validate(c, project, body, current=old)
+        fields = await self._validated(c, project, body, current=old)
         fields = keep_stored_secrets(fields, old, self.secret_paths)
         entity = self.complete(c, project, {**old, **fields, "uid": old["uid"], "project_id": old["project_id"], "updated_at": now()}, created=False)
         await c.config.put(self.kind, entity["uid"], entity)
@@ -151,8 +161,8 @@ class Resource:
 
     async def delete(self, request: web.Request) -> web.Response:
         c = ctx(request)
-        project = c.project(request)
-        entity = self.find(c, project, request.match_info["uid"])
+        project = await c.project(request)
+        entity = await self.find(c, project, request.match_info["uid"])
         await self.cascade_delete(c, entity)
         await c.config.delete(self.kind, entity["uid"])
         return ok(None, f"{self.label} deleted successfully")

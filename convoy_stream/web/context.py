@@ -36,9 +36,20 @@ class Context:
         if not self.config.ready.is_set():
             raise ApiError(503, "worker is starting, retry later", {"Retry-After": "1"})
 
-    def project(self, request: web.Request) -> dict[str, Any]:
+    async def project(self, request: web.Request) -> dict[str, Any]:
+        """The project in the path, if the caller may use it.
+
+        A key or project created through another worker a moment ago may not
+        have reached this worker's config view yet: on a miss, catch up once.
+        """
         self.require_ready()
-        return project_for(request, self.config, self.admin_digest)
+        try:
+            return project_for(request, self.config, self.admin_digest)
+        except ApiError as exc:
+            if exc.status not in (401, 404):
+                raise
+            await self.config.sync()
+            return project_for(request, self.config, self.admin_digest)
 
     def admin(self, request: web.Request) -> None:
         self.require_ready()

@@ -72,7 +72,7 @@ async def _dynamic_endpoint(c: Context, project: dict[str, Any], fields: dict[st
 def create_event(kind: str) -> Any:
     async def handler(request: web.Request) -> web.Response:
         c = ctx(request)
-        project = c.project(request)
+        project = await c.project(request)
         if project.get("type") != "outgoing":
             raise ApiError(400, "events can only be pushed to outgoing projects; incoming projects receive webhooks on their sources' ingest URLs")
         body = await read_json(request)
@@ -84,6 +84,9 @@ def create_event(kind: str) -> Any:
         record_kind = kind
         if kind == "single":
             endpoint = c.config.endpoint(project["uid"], endpoint_id)
+            if endpoint is None:
+                await c.config.sync()
+                endpoint = c.config.endpoint(project["uid"], endpoint_id)
             if endpoint is None:
                 raise ApiError(400, "endpoint not found")
             await _ensure_subscription(c, endpoint)
@@ -111,7 +114,7 @@ def create_event(kind: str) -> Any:
 
 
 async def get_event(request: web.Request) -> web.Response:
-    project = ctx(request).project(request)
+    project = await ctx(request).project(request)
     uid = request.match_info["eventID"]
     event = await ask_owner(request, "events", scoped(project["uid"], uid), "event", project["uid"], uid)
     if event is None:
@@ -121,7 +124,7 @@ async def get_event(request: web.Request) -> web.Response:
 
 async def _list(request: web.Request, table: str, name: str, filter_: Any) -> dict[str, Any]:
     """A page from a scan of every worker's partitions."""
-    project = ctx(request).project(request)
+    project = await ctx(request).project(request)
     page, size = page_of(request.query)
     results = await ask_all(request, table, name, project["uid"], encode_list_arg(page, filter_))
     return merge(results, page, size, cursor_given=_cursor_given(request))
@@ -143,7 +146,7 @@ async def _everywhere(request: web.Request, name: str, project_id: str, key: str
 
 
 async def list_events(request: web.Request) -> web.Response:
-    project = ctx(request).project(request)
+    project = await ctx(request).project(request)
     pid, q = project["uid"], request.query
     f = EventFilter(
         source_ids=many(q, "sourceId"), endpoint_ids=many(q, "endpointId"), owner_id=q.get("ownerId", ""),
@@ -161,7 +164,7 @@ async def list_events(request: web.Request) -> web.Response:
 
 
 async def list_deliveries(request: web.Request) -> web.Response:
-    project = ctx(request).project(request)
+    project = await ctx(request).project(request)
     pid, q = project["uid"], request.query
     f = DeliveryFilter(
         event_ids=many(q, "eventId"), endpoint_ids=many(q, "endpointId"), subscription_ids=many(q, "subscriptionId"),
@@ -187,7 +190,7 @@ async def list_dead_letters(request: web.Request) -> web.Response:
 
 
 async def get_delivery(request: web.Request) -> web.Response:
-    project = ctx(request).project(request)
+    project = await ctx(request).project(request)
     uid = request.match_info["deliveryID"]
     delivery = await ask_owner(request, "events", scoped(project["uid"], event_uid_of(uid)), "delivery", project["uid"], uid)
     if delivery is None:

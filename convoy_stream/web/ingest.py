@@ -30,9 +30,12 @@ DEFAULT_MAX_PAYLOAD = 51200
 CHUNK = 64 * 1024
 
 
-def _source(c: Context, request: web.Request) -> tuple[dict[str, Any], dict[str, Any]]:
+async def _source(c: Context, request: web.Request) -> tuple[dict[str, Any], dict[str, Any]]:
     c.require_ready()
     source = c.config.source_by_mask(request.match_info["maskID"])
+    if source is None:
+        await c.config.sync()  # created through another worker a moment ago?
+        source = c.config.source_by_mask(request.match_info["maskID"])
     if source is None:
         raise ApiError(404, "Resource not found")
     if source.get("type") != "http":
@@ -79,7 +82,7 @@ def _verify(source: dict[str, Any], request: WebhookRequest, converted: bytes | 
 
 async def ingest(request: web.Request) -> web.Response:
     c = ctx(request)
-    source, project = _source(c, request)
+    source, project = await _source(c, request)
     limit = int((project.get("config") or {}).get("max_payload_read_size") or DEFAULT_MAX_PAYLOAD)
     body = await _read_limited(request, limit)
     content_type = request.headers.get("Content-Type")
@@ -132,7 +135,7 @@ async def ingest(request: web.Request) -> web.Response:
 async def crc(request: web.Request) -> web.Response:
     """X/Twitter's challenge-response check; records when the source last passed it."""
     c = ctx(request)
-    source, _ = _source(c, request)
+    source, _ = await _source(c, request)
     if not source.get("provider"):
         raise ApiError(400, "Provider type undefined")
     if source["provider"] != "twitter":
