@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, AsyncIterable
 
 from . import metrics
@@ -10,6 +11,8 @@ from .ingestion import ingest
 from .retention import sweep
 from .records import IngestRecord
 
+
+log = logging.getLogger(__name__)
 
 #: How long the agent waits for its config view to reach a record's config offset.
 #: Only a cold start or a config partition outage can take this long.
@@ -45,7 +48,10 @@ async def enforce_retention() -> None:
     """Send expire commands for local events past their project's retention."""
     if not app.config_store.ready.is_set() or app.rebalancing:
         return
-    commands = sweep(app.event_tables.events, app.config_store.all("project"), active=active_keys(app),
-                     partitions=settings.partitions)
-    for command in commands:
-        await app.publisher.publish(command)
+    try:
+        commands = sweep(app.event_tables.events, app.config_store.all("project"), active=active_keys(app),
+                         partitions=settings.partitions)
+        for command in commands:
+            await app.publisher.publish(command)
+    except Exception:  # a failed sweep is retried next interval; it must never stop the worker
+        log.exception("retention sweep failed")

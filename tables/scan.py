@@ -41,18 +41,25 @@ def scan(table: Any, prefix: str, *, active: Callable[[str], bool], lower: str =
 
 
 def _rocksdb_run(db: Any, lo: str, hi: str, descending: bool) -> Iterator[tuple[str, bytes]]:
-    # Keys are stored JSON-encoded: b'"<project>/<ulid>"'. Within one prefix all
-    # ULIDs have the same length, so the closing quote does not disturb order.
+    # Keys are stored JSON-encoded: b'"<project>/<ulid>"'. Within one prefix all ULIDs
+    # have the same length, so the closing quote does not disturb the order. The bounds
+    # are encoded as raw UTF-8 (not \u escapes) so U+FFFF sorts above every ASCII key.
+    # Faust keeps its own bookkeeping keys in the same database (b"__faust..."): any
+    # key that is not a JSON string is outside our range and ends the walk.
     it = db.iter()
     if descending:
-        it.seek_for_prev(json.dumps(hi).encode())
+        it.seek_for_prev(json.dumps(hi, ensure_ascii=False).encode())
     else:
-        it.seek(json.dumps(lo).encode())
+        it.seek(json.dumps(lo, ensure_ascii=False).encode())
     while it.valid():
-        key = json.loads(it.key())
-        if not isinstance(key, str):
+        raw = it.key()
+        if not raw.startswith(b'"'):
             break
-        if descending and key <= lo or not descending and key >= hi:
+        try:
+            key = json.loads(raw)
+        except ValueError:
+            break
+        if not isinstance(key, str) or (descending and key <= lo) or (not descending and key >= hi):
             break
         if lo < key < hi:
             yield key, it.value()
