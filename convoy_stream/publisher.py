@@ -87,9 +87,9 @@ class Publisher:
         document = {"uid": new_ulid(), **document}
         key = scoped(str(document.get("project_id", "")), document["uid"])
         await self._send(self.dead_letter_topic, orjson.dumps(key), orjson.dumps(document), partition_for(key, self.partitions))
-        return document
         metrics.record_produced(self.dead_letter_topic)
         metrics.record_dead_letter(str(document.get("source_id") or ""))
+        return document
 
     async def _send(self, topic: str, key: bytes, value: bytes, partition: int | None) -> None:
         try:
