@@ -13,7 +13,7 @@ from typing import Any, Callable
 import faust
 from mode import Service
 
-from tables.config import ConfigStore, ensure_compacted_topic
+from tables.config import ConfigStore
 
 from .ids import partition_for
 from .ingestion import Tables
@@ -138,7 +138,6 @@ async def create_topics() -> None:
     # PartitionsMismatch until the next rebalance.
     changelogs = [table.changelog_topic.get_topic_name() for table in app.tables.values()]
     await ensure_topics(settings.kafka_bootstrap, changelogs, settings.partitions, compacted=True)
-    await ensure_compacted_topic(settings.kafka_bootstrap, app.config_store.topic)
 
 
 @app.service

@@ -79,9 +79,6 @@ class Publisher:
         await self._send(self.ingest_topic, orjson.dumps(key), record.dumps(), partition)
         metrics.record_produced(self.ingest_topic)
 
-    async def publish_many(self, records: list[IngestRecord]) -> None:
-        await asyncio.gather(*(self.publish(record) for record in records))
-
     async def dead_letter(self, document: dict[str, Any]) -> dict[str, Any]:
         """Durably record a message that can never become an event (keyed like events)."""
         document = {"uid": new_ulid(), **document}

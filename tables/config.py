@@ -21,8 +21,8 @@ from typing import Any, Iterable, Iterator
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+
+from convoy_stream.publisher import ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class ConfigStore:
     # -- lifecycle -----------------------------------------------------------------
     async def start(self, producer: AIOKafkaProducer) -> None:
         self._producer = producer
-        await ensure_compacted_topic(self.bootstrap, self.topic)
+        await ensure_topics(self.bootstrap, [self.topic], 1, compacted=True)
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None,
             auto_offset_reset="earliest", fetch_max_wait_ms=100,
@@ -236,13 +236,3 @@ def _index_keys(kind: str, value: dict[str, Any]) -> list[tuple[str, Any]]:
         keys.append(("source:mask", value["mask_id"]))
     return keys
 
-
-async def ensure_compacted_topic(bootstrap: str, topic: str, partitions: int = 1) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, partitions, 1, topic_configs={"cleanup.policy": "compact"})])
-    except TopicAlreadyExistsError:
-        pass
-    finally:
-        await admin.close()

@@ -46,10 +46,12 @@ async def is_known_duplicate(request: web.Request, project_id: str, key: str) ->
         return False
 
 
-async def _ensure_subscription(c: Context, endpoint: dict[str, Any]) -> None:
-    """Convoy gives an endpoint with no subscription a catch-all one."""
+async def _ensure_subscription(c: Context, endpoint: dict[str, Any], event_types: list[str] | None = None) -> None:
+    """Convoy gives an endpoint with no subscription a catch-all one (stored, so it is listed)."""
     if not c.config.subscriptions_for_endpoint(endpoint["uid"]):
-        subscription = catch_all_subscription(endpoint) | {"uid": new_ulid(), "created_at": now(), "updated_at": now(), "deleted_at": None}
+        stamp = now()
+        subscription = catch_all_subscription(endpoint) | {"uid": new_ulid(), "created_at": stamp, "updated_at": stamp, "deleted_at": None}
+        subscription["filter_config"]["event_types"] = event_types or ["*"]
         await c.config.put("subscription", subscription["uid"], subscription)
 
 
@@ -61,11 +63,7 @@ async def _dynamic_endpoint(c: Context, project: dict[str, Any], fields: dict[st
                     "secret": fields.get("secret") or mask_id(32), "owner_id": "", "description": "", "status": "active",
                     "created_at": stamp, "updated_at": stamp, "deleted_at": None}
         await c.config.put("endpoint", endpoint["uid"], endpoint)
-    if not c.config.subscriptions_for_endpoint(endpoint["uid"]):
-        stamp = now()
-        subscription = catch_all_subscription(endpoint) | {"uid": new_ulid(), "created_at": stamp, "updated_at": stamp, "deleted_at": None}
-        subscription["filter_config"]["event_types"] = fields.get("event_types") or ["*"]
-        await c.config.put("subscription", subscription["uid"], subscription)
+    await _ensure_subscription(c, endpoint, fields.get("event_types"))
     return endpoint
 
 
