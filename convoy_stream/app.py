@@ -15,7 +15,7 @@ from mode import Service
 
 from tables.config import ConfigStore
 
-from .ids import partition_for
+from .ids import partition_of
 from .ingestion import Tables
 from .publisher import Publisher, ensure_topics
 from .records import Delivery, IngestRecord
@@ -57,6 +57,9 @@ def create_app(settings: Settings) -> ConvoyApp:
         producer_acks=-1,
         # Changelog and delivery records of many events share a produce request.
         producer_linger=0.005,
+        # aiokafka keeps one open batch per partition and makes the agent wait for it to be
+        # sent once it is full: at the 16 KiB default, every ~15 stored events.
+        producer_max_batch_size=256 * 1024,
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=settings.heartbeat_interval,
         broker_rebalance_timeout=settings.rebalance_timeout,
@@ -122,7 +125,7 @@ def active_keys(app: ConvoyApp) -> Callable[[str], bool]:
     """
     topic = ingest_topic.get_topic_name()
     owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
-    return lambda key: partition_for(key, settings.partitions) in owned
+    return lambda key: partition_of(key, settings.partitions) in owned
 
 
 async def create_topics() -> None:

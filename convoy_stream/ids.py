@@ -1,17 +1,20 @@
-"""Identifiers: ULIDs that land on a chosen partition, API keys, mask ids.
+"""Identifiers: ULIDs that carry their partition, API keys, mask ids.
 
-Why partition-aligned ids: every record for one dedup key (project +
-idempotency key) must reach the same partition so one agent deduplicates it.
-If the event id hashed elsewhere, lookups by event id would go to the wrong
-worker. So the event id is minted to hash to the dedup key's partition; then
-the event, its dedup entry and its deliveries all live in one partition and
-Faust's key routing finds them by any of those keys. Kafka's default
-partitioner is murmur2 over the serialized (JSON) key.
+Why partition-carrying ids: every record for one dedup key (project +
+idempotency key) must reach the same partition so one agent deduplicates it,
+and a lookup by event id must find the worker that owns that partition. So an
+event id names its partition: the first two characters of the ULID's random
+part encode it (Crockford base32, up to 1,024 partitions). The event, its
+dedup entry, its deliveries (whose uids extend the event's) all live in that
+partition. Reading the partition back costs a string slice; hashing candidate
+ids until one landed on the partition cost ~75 us per event, a third of a
+core at 4,000 events/s.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import secrets
 import string
@@ -19,8 +22,14 @@ import time
 
 from aiokafka.partitioner import murmur2
 from ulid import ULID
+from ulid.base32 import ENCODE as _CROCKFORD
 
 _ALNUM = string.ascii_letters + string.digits
+_DECODE = {char: value for value, char in enumerate(_CROCKFORD)}
+#: Partitions an id can name: two base32 characters.
+MAX_PARTITIONS = 32 * 32
+_TIME_CHARS = 10
+_round_robin = itertools.count()
 
 
 def partition_for(key: str, partitions: int) -> int:
@@ -28,29 +37,40 @@ def partition_for(key: str, partitions: int) -> int:
     return (murmur2(json.dumps(key).encode()) & 0x7FFFFFFF) % partitions
 
 
+def partition_of(key: str, partitions: int) -> int:
+    """The partition of a table key `<scope>/<uid>` (or a bare uid).
+
+    Ids minted here name their partition; anything else (an id typed by a
+    user, a key of another shape) falls back to Kafka's hash, so a lookup of
+    a foreign id still answers, with "not found".
+    """
+    uid = key.rpartition("/")[2]
+    marker = uid[_TIME_CHARS:_TIME_CHARS + 2]
+    if len(marker) == 2 and marker[0] in _DECODE and marker[1] in _DECODE:
+        partition = _DECODE[marker[0]] * 32 + _DECODE[marker[1]]
+        if partition < partitions:
+            return partition
+    return partition_for(key, partitions)
+
+
 def new_ulid() -> str:
     return str(ULID())
 
 
-def mint_id(partition: int, partitions: int, *, scope: str = "", seed: str | None = None, timestamp: float | None = None) -> str:
-    """A ULID whose table key (`<scope>/<ulid>`, or the bare ULID) hashes to `partition`.
+def mint_id(partition: int | None, partitions: int, *, timestamp: float | None = None) -> str:
+    """A ULID naming `partition` (None: the next partition round-robin).
 
-    Tables key events and deliveries by `<project>/<uid>` so one project's
-    rows sort together (range scans for listing); the id is chosen so that
-    this key lands on the partition that owns the event. With a `seed` the
-    result is deterministic (delivery ids: a replay after a crash re-emits
-    the same uid and consumers can drop it).
+    The time prefix stays intact, so ids still sort by creation time and the
+    retention sweep's time cut-off still applies.
     """
+    if not 0 < partitions <= MAX_PARTITIONS:
+        raise ValueError(f"ids can name at most {MAX_PARTITIONS} partitions, not {partitions}")
+    if partition is None:
+        partition = next(_round_robin) % partitions
     ts_ms = int((timestamp if timestamp is not None else time.time()) * 1000)
-    for attempt in range(10_000):
-        if seed is None:
-            randomness = secrets.token_bytes(10)
-        else:
-            randomness = hashlib.blake2b(f"{seed}:{attempt}".encode(), digest_size=10).digest()
-        candidate = str(ULID.from_bytes(ts_ms.to_bytes(6, "big") + randomness))
-        if partition_for(scoped(scope, candidate), partitions) == partition:
-            return candidate
-    raise RuntimeError("could not mint an id for partition %d" % partition)  # pragma: no cover
+    base = str(ULID.from_bytes(ts_ms.to_bytes(6, "big") + secrets.token_bytes(10)))
+    marker = _CROCKFORD[partition // 32] + _CROCKFORD[partition % 32]
+    return base[:_TIME_CHARS] + marker + base[_TIME_CHARS + 2:]
 
 
 def scoped(scope: str, uid: str) -> str:

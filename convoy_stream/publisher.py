@@ -17,7 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from . import metrics
-from .ids import mint_id, new_ulid, partition_for, scoped
+from .ids import mint_id, partition_for, partition_of, scoped
 from .records import IngestRecord
 
 log = logging.getLogger(__name__)
@@ -62,10 +62,9 @@ class Publisher:
         return any(conn.connected() for conn in conns.values())
 
     def mint_event_id(self, project_id: str, dedup_key: str | None) -> str:
-        """An event id whose table key lands on the partition of its dedup key (see `ids`)."""
-        if not dedup_key:
-            return new_ulid()
-        return mint_id(partition_for(dedup_key, self.partitions), self.partitions, scope=project_id)
+        """An event id naming the partition of its dedup key, or any partition without one (see `ids`)."""
+        partition = partition_for(dedup_key, self.partitions) if dedup_key else None
+        return mint_id(partition, self.partitions)
 
     #: Set by the worker: the config offset this process has applied, stamped on
     #: every record so the agent routes it with at least that config.
@@ -75,15 +74,15 @@ class Publisher:
         if record.config_offset < 0:
             record.config_offset = self.config_position()
         key = scoped(record.project_id, record.uid)
-        partition = partition_for(key, self.partitions)
+        partition = partition_of(key, self.partitions)
         await self._send(self.ingest_topic, orjson.dumps(key), record.dumps(), partition)
         metrics.record_produced(self.ingest_topic)
 
     async def dead_letter(self, document: dict[str, Any]) -> dict[str, Any]:
         """Durably record a message that can never become an event (keyed like events)."""
-        document = {"uid": new_ulid(), **document}
+        document = {"uid": mint_id(None, self.partitions), **document}
         key = scoped(str(document.get("project_id", "")), document["uid"])
-        await self._send(self.dead_letter_topic, orjson.dumps(key), orjson.dumps(document), partition_for(key, self.partitions))
+        await self._send(self.dead_letter_topic, orjson.dumps(key), orjson.dumps(document), partition_of(key, self.partitions))
         metrics.record_produced(self.dead_letter_topic)
         metrics.record_dead_letter(str(document.get("source_id") or ""))
         return document

@@ -20,7 +20,7 @@ from ulid import ULID
 
 from tables.scan import scan
 
-from .ids import partition_for, scoped
+from .ids import partition_of, scoped
 from .ingestion import EXPIRE
 from .records import IngestRecord
 
@@ -56,7 +56,7 @@ def expire_commands(project_id: str, expired: Iterable[str], *, partitions: int,
     """One command per partition, carrying the uids of that partition."""
     by_partition: dict[int, list[str]] = defaultdict(list)
     for uid in expired:
-        by_partition[partition_for(scoped(project_id, uid), partitions)].append(uid)
+        by_partition[partition_of(scoped(project_id, uid), partitions)].append(uid)
     return [IngestRecord(uid=uids[0], project_id=project_id, kind=EXPIRE, event_type="", data=uids, created_at=now)
             for uids in by_partition.values()]
 

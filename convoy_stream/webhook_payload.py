@@ -31,6 +31,8 @@ from email import policy as email_policy
 from email.parser import BytesParser
 from typing import Any, NamedTuple
 
+import orjson
+
 __all__ = [
     "INVALID_REQUEST_FORMAT",
     "LocationError",
@@ -237,6 +239,14 @@ def loads_json(text: str, *, exact_numbers: bool = False) -> Any:
     values that are rendered back as text. Raises ``ValueError``
     (``json.JSONDecodeError`` for syntax errors) or ``RecursionError``.
     """
+    if not exact_numbers:
+        try:
+            # Valid JSON decodes the same with orjson, several times faster; what it refuses
+            # (NaN, lone surrogates, infinite numbers, bad syntax) takes the path below,
+            # which applies Go's rules and builds Convoy's error messages.
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
     hooks: dict[str, Any] = ({"parse_int": _Number, "parse_float": _Number} if exact_numbers
                              else {"parse_int": _go_int, "parse_float": _go_float})
     value = json.loads(text, parse_constant=_reject_constant, **hooks)

@@ -21,7 +21,7 @@ from yarl import URL
 from tables import events as queries
 
 from ..cluster import cluster_secret
-from ..ids import partition_for
+from ..ids import partition_for, partition_of
 from .context import ctx
 from .envelope import ApiError, json_response
 
@@ -101,10 +101,12 @@ def _owner(request: web.Request, table_name: str, route_key: str) -> URL:
 
     Computed from the assignment Faust shares between workers rather than
     `app.router.key_store`, which needs the producer to have seen the
-    changelog topic's metadata and fails until it has.
+    changelog topic's metadata and fails until it has. Event keys name their
+    partition (`ids`); idempotency keys go where Kafka's hash sent them.
     """
     app = ctx(request).app
-    partition = partition_for(route_key, app.settings.partitions)
+    locate = partition_of if table_name == "events" else partition_for
+    partition = locate(route_key, app.settings.partitions)
     for host, topics in app.router.table_metadata(table_name).items():
         if any(partition in partitions for partitions in topics.values()):
             return URL(host)

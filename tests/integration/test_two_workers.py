@@ -84,7 +84,7 @@ def _where(worker: Worker, project_id: str, uid: str) -> str:
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient
 
-    from convoy_stream.ids import partition_for, scoped
+    from convoy_stream.ids import partition_of, scoped
 
     async def look() -> str:
         topic = f"{worker.app_id}-ingest"
@@ -104,6 +104,6 @@ def _where(worker: Worker, project_id: str, uid: str) -> str:
         finally:
             await admin.close()
         mine = {tp.partition: meta.offset for tp, meta in committed.items() if tp.topic == topic}
-        return f"expected partition {partition_for(scoped(project_id, uid), 8)}, in topic at {found}, committed {mine}"
+        return f"expected partition {partition_of(scoped(project_id, uid), 8)}, in topic at {found}, committed {mine}"
 
     return asyncio.run(look())

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from ulid import ULID
 
-from convoy_stream.ids import mint_id, partition_for, scoped
+from convoy_stream.ids import mint_id, partition_of, scoped
 from convoy_stream.retention import cutoff_uid, expire_commands, parse_duration, retention_of, sweep
 
 
@@ -34,11 +34,11 @@ def test_cutoff_orders_against_event_ids() -> None:
 
 
 def test_expire_commands_travel_on_the_events_partitions() -> None:
-    uids = [mint_id(p, 8, scope="proj") for p in (1, 1, 5)]
+    uids = [mint_id(p, 8) for p in (1, 1, 5)]
     commands = expire_commands("proj", uids, partitions=8, now="t")
     assert sorted(len(c.data) for c in commands) == [1, 2]
     for command in commands:
-        assert {partition_for(scoped("proj", u), 8) for u in [command.uid, *command.data]} == {partition_for(scoped("proj", command.uid), 8)}
+        assert {partition_of(scoped("proj", u), 8) for u in [command.uid, *command.data]} == {partition_of(scoped("proj", command.uid), 8)}
 
 
 class _Store:
