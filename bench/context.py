@@ -48,6 +48,8 @@ class Context:
     template: Template | None = None
     _backlogs: dict[int, Backlog] = field(default_factory=dict)
     shared: dict[str, Any] = field(default_factory=dict)  # results one scenario leaves for another
+    #: events stored by the lookups scenario (None: 1,000,000, or 100,000 with --quick)
+    lookup_events: int | None = None
 
     @property
     def bootstrap(self) -> str:

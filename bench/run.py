@@ -35,7 +35,7 @@ from harness import PROCS, PY, RESULTS, ROOT, install_signal_handlers, log, new_
 # Run order: bridges last (they need services of their own). Every measured run gets a fresh
 # app (its own topics and consumer group) and fresh worker processes, so no run inherits the
 # backlog or the state of another.
-ORDER = ["rest", "webhook", "e2e", "pipeline", "scale", "startup", "bridges"]
+ORDER = ["rest", "webhook", "e2e", "pipeline", "scale", "startup", "lookups", "bridges"]
 
 
 def scenario_runner(name: str) -> Callable[[Context], list[Row]]:
@@ -57,6 +57,9 @@ def scenario_runner(name: str) -> Callable[[Context], list[Row]]:
     if name == "startup":
         from scenario_startup import run_startup
         return run_startup
+    if name == "lookups":
+        from scenario_lookups import run_lookups
+        return run_lookups
     if name == "bridges":
         from scenario_bridges import run_bridges
         return run_bridges
@@ -189,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help=f"comma-separated scenarios (default: all of {','.join(ORDER)})")
     parser.add_argument("--runs", type=int, default=None, help="runs per scenario (default 3, --quick: 1)")
     parser.add_argument("--quick", action="store_true", help="1 run, short loads, small backlogs (~3 minutes)")
+    parser.add_argument("--lookup-events", type=int, default=None,
+                        help="events stored for the lookups scenario (default 1,000,000; --quick: 100,000)")
     parser.add_argument("--keep-workdir", action="store_true", help="keep logs and data of the run (printed path)")
     args = parser.parse_args(argv)
     selected = [s.strip() for s in args.only.split(",") if s.strip()] or list(ORDER)
@@ -217,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"starting embedded Kafka (work dir {workdir})")
         kafka = start_kafka(workdir)
         log(f"Kafka on {kafka.bootstrap}")
-        ctx = Context(kafka=kafka, workdir=workdir, runs=runs, quick=args.quick, nonce=new_nonce())
+        ctx = Context(kafka=kafka, workdir=workdir, runs=runs, quick=args.quick, nonce=new_nonce(),
+                      lookup_events=args.lookup_events)
         for name in selected:
             log(f"=== {name} ({runs} run{'s' if runs > 1 else ''})")
             t0 = time.monotonic()
