@@ -107,14 +107,27 @@ dead_letter_topic = app.topic(
     f"{settings.app_id}-dead-letters", key_type=str, value_type=None,
     key_serializer="json", value_serializer="orjson", partitions=settings.partitions,
 )
-#: "<project>/<uid>" -> dead-letter document, listed by the API
-dead_letters_table = app.dead_letters = app.Table("dead-letters", key_type=str, partitions=settings.partitions)
 
-app.event_tables = Tables(
-    events=app.Table("events", key_type=str, partitions=settings.partitions),
-    idempotency=app.Table("idempotency", key_type=str, partitions=settings.partitions),
-    broker_ids=app.Table("broker-ids", key_type=str, partitions=settings.partitions),
-)
+
+def _table(name: str) -> Any:
+    """A partitioned table whose RocksDB memory is bounded.
+
+    Faust opens one RocksDB per table and partition (4 tables x 8 partitions here), each
+    by default with up to 3 x 64 MiB of write buffers and a 2 GiB block cache of its own:
+    the worker's RSS grew past 800 MB while storing a million events. These limits keep
+    every database within 3 x 4 MiB + 8 MiB.
+    """
+    return app.Table(name, key_type=str, partitions=settings.partitions, options={
+        "write_buffer_size": 4 * 1024 * 1024,
+        "max_write_buffer_number": 3,
+        "block_cache_size": 8 * 1024 * 1024,
+    })
+
+
+#: "<project>/<uid>" -> dead-letter document, listed by the API
+dead_letters_table = app.dead_letters = _table("dead-letters")
+
+app.event_tables = Tables(events=_table("events"), idempotency=_table("idempotency"), broker_ids=_table("broker-ids"))
 
 
 def active_keys(app: ConvoyApp) -> Callable[[str], bool]:
