@@ -62,6 +62,9 @@ BROKER_LOOKUPS = (2_000, 1_000)
 FIRST_PAGES = (200, 100)
 NEXT_PAGES = (300, 100)
 RANDOM_PAGES = (200, 100)
+#: filtered first pages: a common filter (sourceId, 1 event in 5) and one matching nothing
+COMMON_FILTER_PAGES = (50, 20)
+EMPTY_FILTER_PAGES = (5, 3)
 PAGE_SIZE = 100
 #: stored ids (and broker message ids) the requests draw from, at random with repetition
 SAMPLES = 20_000
@@ -197,7 +200,8 @@ async def _fill(ctx: Context, app_id: str, events: int, samples: int) -> dict[st
     rng.shuffle(ids)
     rng.shuffle(broker_ids)
     return {"events": events, "broker_events": broker_events, "payload_bytes_per_event": payload_bytes / events,
-            "seconds": time.monotonic() - start, "build_seconds": build_seconds, "ids": ids, "broker_ids": broker_ids}
+            "seconds": time.monotonic() - start, "build_seconds": build_seconds, "ids": ids, "broker_ids": broker_ids,
+            "source_id": source["uid"]}
 
 
 async def _wait_consumed(ctx: Context, app_id: str, worker: Worker, events: int) -> dict[str, Any]:
@@ -393,6 +397,29 @@ async def _query_round(ctx: Context, worker: Worker, fill: dict[str, Any], round
                 error("random_page", f"{status} {len(content)} rows {str(doc)[:200]}")
             latencies.append(ms)
         out["random_page"] = _stats(latencies)
+
+        # Filtered lists. No index serves sourceId/endpointId/ownerId: the list walks the
+        # window and filters (raw rows pre-filtered by a substring test before decoding).
+        # A common filter fills a page quickly; one that matches nothing walks every stored
+        # event of the 7-day window, the worst case.
+        count = _per_round(ctx, COMMON_FILTER_PAGES)
+        latencies = []
+        for n in range(count):
+            ms, status, doc = await _timed_get(session, base, {"perPage": str(PAGE_SIZE), "sourceId": fill["source_id"]})
+            content = ((doc or {}).get("data") or {}).get("content") or []
+            if status != 200 or len(content) != PAGE_SIZE or any(e.get("source_id") != fill["source_id"] for e in content):
+                error("common_filter", f"{status} {len(content)} rows {str(doc)[:200]}")
+            latencies.append(ms)
+        out["common_filter"] = _stats(latencies)
+        count = _per_round(ctx, EMPTY_FILTER_PAGES)
+        latencies = []
+        for n in range(count):
+            ms, status, doc = await _timed_get(session, base, {"perPage": str(PAGE_SIZE), "endpointId": "no-such-endpoint"})
+            content = ((doc or {}).get("data") or {}).get("content")
+            if status != 200 or content:
+                error("empty_filter", f"{status} {str(doc)[:200]}")
+            latencies.append(ms)
+        out["empty_filter"] = _stats(latencies)
         out["cpu_percent"] = cpu.read()
     out["errors"] = errors
     out["first_error"] = first_error
@@ -493,6 +520,13 @@ def _rows(ctx: Context, events: int, d: dict[str, Any], rounds: list[dict[str, A
             target_max=100, higher_is_better=False,
             note=f"{n('random_page')} pages per round with next_page_cursor = a random stored event's id"
                  f"{err('random_page')}"),
+        Row("lookups", "list 100 by sourceId p99", "ms", lat("common_filter", "p99"), target="<= 100 ms",
+            target_max=100, higher_is_better=False,
+            note=f"{n('common_filter')} first pages per round filtered by the broker source (1 event in 5; no index, "
+                 f"a walk of the window){err('common_filter')}"),
+        Row("lookups", "list by endpointId, no match p50", "ms", lat("empty_filter", "p50"), higher_is_better=False,
+            note=f"{n('empty_filter')} requests per round for an endpoint with no events: the walk covers every "
+                 f"stored event of the 7-day window (no index; worst case){err('empty_filter')}"),
         Row("lookups", "worker RSS after fill", "MB", [(d.get("rss_after_fill") or {}).get("VmRSS")],
             higher_is_better=False, note=f"VmRSS once the {events:,}-event backlog was consumed"),
         Row("lookups", "worker RSS after queries", "MB", [(d.get("rss_after_queries") or {}).get("VmRSS")],

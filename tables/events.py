@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+import orjson
 
 from convoy_stream.ids import scoped
 from convoy_stream.records import deliveries_of, event_view
 from convoy_stream.routing import event_uid_of
 
-from .scan import HIGH, LOW, scan
+from .scan import HIGH, LOW, SCAN_BUDGET, Budget, scan
 
 
 def _row(events: Mapping[str, Any], project_id: str, uid: str) -> dict[str, Any] | None:
@@ -89,6 +91,10 @@ class EventFilter:
     broker_message_id: str = ""
     query: str = ""
 
+    def needles(self) -> list[list[bytes]]:
+        """Values a matching stored row must contain (see `scan`)."""
+        return _needles(self.source_ids, self.endpoint_ids, {self.owner_id} - {""})
+
     def accepts(self, e: Mapping[str, Any]) -> bool:
         return ((not self.source_ids or e.get("source_id") in self.source_ids)
                 and (not self.endpoint_ids or bool(self.endpoint_ids.intersection(e.get("endpoints") or [])))
@@ -114,6 +120,10 @@ class DeliveryFilter:
     idempotency_key: str = ""
     broker_message_id: str = ""
 
+    def needles(self) -> list[list[bytes]]:
+        """Values the stored event row of a matching delivery must contain (see `scan`)."""
+        return _needles(self.endpoint_ids, self.subscription_ids, self.event_types, self.statuses)
+
     def accepts(self, d: Mapping[str, Any]) -> bool:
         return ((not self.event_ids or d.get("event_id") in self.event_ids)
                 and (not self.endpoint_ids or d.get("endpoint_id") in self.endpoint_ids)
@@ -124,16 +134,37 @@ class DeliveryFilter:
                 and (not self.broker_message_id or d.get("broker_message_id") == self.broker_message_id))
 
 
+def _needles(*groups: Iterable[str]) -> list[list[bytes]]:
+    # Rows are stored as orjson's JSON, so a string value appears exactly as orjson encodes it.
+    return [[orjson.dumps(value) for value in group] for group in groups if group]
+
+
+#: Marks the last item of a local page whose walk ran out of budget (`scan.Budget`): its
+#: "uid" is the bound through which this worker has read every row (see `listing.merge`).
+READ_THROUGH = "__read_through"
+
+
+def _with_stop(found: list[dict[str, Any]], budget: Budget, through: Callable[[str], str]) -> list[dict[str, Any]]:
+    if budget.exhausted and budget.stopped_at is not None:
+        found.append({"uid": through(budget.stopped_at.split("/", 1)[1]), READ_THROUGH: True})
+    return found
+
+
 def list_rows(table: Any, project_id: str, accepts: Callable[[Mapping[str, Any]], bool], page: Page,
-              active: Callable[[str], bool]) -> list[dict[str, Any]]:
-    """Up to `page.limit` local rows of one project that pass `accepts`, in page order."""
+              active: Callable[[str], bool], needles: Sequence[Sequence[bytes]] = ()) -> list[dict[str, Any]]:
+    """Up to `page.limit` local rows of one project that pass `accepts`, in page order.
+
+    Reads at most SCAN_BUDGET rows; then the list ends with a READ_THROUGH marker.
+    """
+    budget = Budget(SCAN_BUDGET)
     rows = (value for _, value in scan(table, project_id + "/", active=active, lower=page.lower,
-                                       upper=page.upper, descending=page.descending))
-    return list(islice((row for row in rows if accepts(row)), page.limit))
+                                       upper=page.upper, descending=page.descending, needles=needles, budget=budget))
+    return _with_stop(list(islice((row for row in rows if accepts(row)), page.limit)), budget, lambda uid: uid)
 
 
 def list_events(events: Any, project_id: str, f: EventFilter, page: Page, active: Callable[[str], bool]) -> list[dict[str, Any]]:
-    return [event_view(row) for row in list_rows(events, project_id, f.accepts, page, active)]
+    return [row if row.get(READ_THROUGH) else event_view(row)
+            for row in list_rows(events, project_id, f.accepts, page, active, f.needles())]
 
 
 def list_deliveries(events: Any, project_id: str, f: DeliveryFilter, page: Page, active: Callable[[str], bool]) -> list[dict[str, Any]]:
@@ -145,7 +176,9 @@ def list_deliveries(events: Any, project_id: str, f: DeliveryFilter, page: Page,
     """
     lower_event = page.lower[:25] if len(page.lower) > 26 else page.lower  # include the bound's own event
     upper_event = page.upper[:26] + HIGH if len(page.upper) > 26 else page.upper
-    rows = scan(events, project_id + "/", active=active, lower=lower_event, upper=upper_event, descending=page.descending)
+    budget = Budget(SCAN_BUDGET)
+    rows = scan(events, project_id + "/", active=active, lower=lower_event, upper=upper_event, descending=page.descending,
+                needles=f.needles(), budget=budget)
 
     def in_page() -> Iterator[dict[str, Any]]:
         for _, row in rows:
@@ -153,7 +186,9 @@ def list_deliveries(events: Any, project_id: str, f: DeliveryFilter, page: Page,
                 if page.lower < d["uid"] < page.upper and f.accepts(d):
                     yield d
 
-    return list(islice(in_page(), page.limit))
+    # Walking up, every delivery of the last event read lies below `<event uid>~`.
+    through = (lambda uid: uid) if page.descending else (lambda uid: uid + "~")
+    return _with_stop(list(islice(in_page(), page.limit)), budget, through)
 
 
 def within(rows: Iterable[dict[str, Any]], accepts: Callable[[Mapping[str, Any]], bool], page: Page) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from typing import Any, Iterable, Mapping
 
 from ulid import ULID
 
-from tables.events import Page
+from tables.events import READ_THROUGH, Page
 from tables.scan import HIGH
 
 from .envelope import ApiError
@@ -58,22 +58,41 @@ def page_of(query: Mapping[str, str], *, now: datetime | None = None) -> tuple[P
 
 
 def merge(results: Iterable[list[dict[str, Any]]], page: Page, size: int, *, cursor_given: bool) -> dict[str, Any]:
-    """One Convoy page from every worker's local page."""
-    rows = sorted((row for rows in results for row in rows), key=lambda r: r["uid"], reverse=page.descending)
+    """One Convoy page from every worker's local page.
+
+    A worker whose walk ran out of budget read every row only down to (walking
+    up: up to) its READ_THROUGH bound; rows of other workers beyond the
+    tightest such bound are left for the next page, so nothing is skipped.
+    Such a page may be short (even empty) and still have a next page: its
+    cursor is the bound, and the next request walks on from there.
+    """
+    found = [row for rows in results for row in rows]
+    bounds = [row["uid"] for row in found if row.get(READ_THROUGH)]
+    rows = [row for row in found if not row.get(READ_THROUGH)]
+    cut = (max(bounds) if page.descending else min(bounds)) if bounds else None
+    if cut is not None:
+        rows = [r for r in rows if (r["uid"] >= cut if page.descending else r["uid"] <= cut)]
+    rows.sort(key=lambda r: r["uid"], reverse=page.descending)
     more = len(rows) > size
     rows = rows[:size]
+    short = cut is not None and not more
+    continue_from = cut if short else (rows[-1]["uid"] if rows else "")
     if page.descending:
-        content, has_next, has_prev = rows, more, cursor_given
+        content, has_next, has_prev = rows, more or short, cursor_given
+        next_cursor, prev_cursor = continue_from, content[0]["uid"] if content else ""
     else:
-        content, has_next, has_prev = list(reversed(rows)), True, more
+        content, has_next, has_prev = list(reversed(rows)), True, more or short
+        next_cursor, prev_cursor = content[-1]["uid"] if content else "", continue_from
+    has_next = has_next and bool(next_cursor)
+    has_prev = has_prev and bool(prev_cursor)
     return {
         "content": content,
         "pagination": {
             "per_page": size,
-            "has_next_page": has_next and bool(content),
-            "has_prev_page": has_prev and bool(content),
-            "next_page_cursor": content[-1]["uid"] if content and has_next else "",
-            "prev_page_cursor": content[0]["uid"] if content and has_prev else "",
+            "has_next_page": has_next,
+            "has_prev_page": has_prev,
+            "next_page_cursor": next_cursor if has_next else "",
+            "prev_page_cursor": prev_cursor if has_prev else "",
         },
     }
 
