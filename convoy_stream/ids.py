@@ -19,6 +19,7 @@ import json
 import secrets
 import string
 import time
+from collections.abc import Iterable
 
 from aiokafka.partitioner import murmur2
 from ulid import ULID
@@ -76,6 +77,14 @@ def mint_id(partition: int | None, partitions: int, *, timestamp: float | None =
 def scoped(scope: str, uid: str) -> str:
     """The table key of `uid` within `scope` (a project id)."""
     return f"{scope}/{uid}" if scope else uid
+
+
+def by_partition(scope: str, uids: Iterable[str], partitions: int) -> dict[int, list[str]]:
+    """The uids grouped by the partition their rows live on."""
+    grouped: dict[int, list[str]] = {}
+    for uid in uids:
+        grouped.setdefault(partition_of(scoped(scope, uid), partitions), []).append(uid)
+    return grouped
 
 
 def mask_id(length: int = 16) -> str:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from typing import Any, AsyncIterable
 
 from . import metrics
 from .app import active_keys, app, dead_letter_topic, dead_letters_table, delivery_topic, ingest_topic, settings
 from .ingestion import ingest
-from .retention import sweep
+from .ids import scoped
+from .publisher import EXPIRE_DEAD_LETTERS
+from .retention import expired, sweep
 from .records import IngestRecord
 
 
@@ -40,18 +43,23 @@ async def keep_dead_letters(stream: AsyncIterable[Any]) -> None:
     consumed = dead_letter_topic.get_topic_name()
     async for key, document in stream.items():  # type: ignore[attr-defined]
         metrics.record_consumed(consumed)
-        dead_letters_table[key] = document
+        if isinstance(document, dict) and EXPIRE_DEAD_LETTERS in document:
+            for uid in document[EXPIRE_DEAD_LETTERS]:
+                dead_letters_table.pop(scoped(document["project_id"], uid), None)
+        else:
+            dead_letters_table[key] = document
 
 
 @app.timer(interval=settings.retention_sweep_interval)
 async def enforce_retention() -> None:
-    """Send expire commands for local events past their project's retention."""
+    """Send expire commands for local events and dead letters past their project's retention."""
     if not app.config_store.ready.is_set() or app.rebalancing:
         return
     try:
-        commands = sweep(app.event_tables.events, app.config_store.all("project"), active=active_keys(app),
-                         partitions=settings.partitions)
-        for command in commands:
+        projects, active = app.config_store.all("project"), active_keys(app)
+        for command in sweep(app.event_tables.events, projects, active=active, partitions=settings.partitions):
             await app.publisher.publish(command)
+        for project_id, uids in expired(dead_letters_table, projects, active=active, now=datetime.now(timezone.utc)):
+            await app.publisher.expire_dead_letters(project_id, uids)
     except Exception:  # a failed sweep is retried next interval; it must never stop the worker
         log.exception("retention sweep failed")

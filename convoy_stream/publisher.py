@@ -17,10 +17,14 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from . import metrics
-from .ids import mint_id, partition_for, partition_of, scoped
+from .ids import by_partition, mint_id, partition_for, partition_of, scoped
 from .records import IngestRecord
 
 log = logging.getLogger(__name__)
+
+
+#: The field of a dead-letter topic record that names dead letters to forget (retention).
+EXPIRE_DEAD_LETTERS = "expire_dead_letters"
 
 
 class KafkaUnavailable(Exception):
@@ -86,6 +90,12 @@ class Publisher:
         metrics.record_produced(self.dead_letter_topic)
         metrics.record_dead_letter(str(document.get("source_id") or ""))
         return document
+
+    async def expire_dead_letters(self, project_id: str, uids: list[str]) -> None:
+        """Ask the dead-letter agent to forget these dead letters, on their own partitions."""
+        for partition, group in by_partition(project_id, uids, self.partitions).items():
+            command = {"project_id": project_id, EXPIRE_DEAD_LETTERS: group}
+            await self._send(self.dead_letter_topic, orjson.dumps(scoped(project_id, group[0])), orjson.dumps(command), partition)
 
     async def _send(self, topic: str, key: bytes, value: bytes, partition: int | None) -> None:
         try:

@@ -1,26 +1,27 @@
 """Retention: events older than their project's retention disappear, with their
-deliveries and index entries, so storage stays bounded under constant load.
+deliveries and index entries, and so do dead letters, so storage stays bounded
+under constant load.
 
 Each worker sweeps the partitions it owns. It does not delete directly (Faust
 tables may only change inside the agent that owns the partition); it sends
 one `expire` command per partition through the ingest topic, and the agent
 deletes (`ingestion.expire`). The command travels on the same partition as
-the events it names, so it is ordered with them.
+the events it names, so it is ordered with them. Dead letters are expired the
+same way through the dead-letter topic (`Publisher.expire_dead_letters`).
 """
 
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 from itertools import islice
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from ulid import ULID
 
 from tables.scan import scan
 
-from .ids import partition_of, scoped
+from .ids import by_partition
 from .ingestion import EXPIRE
 from .records import IngestRecord
 
@@ -54,11 +55,22 @@ def cutoff_uid(now: datetime, retention_seconds: float) -> str:
 
 def expire_commands(project_id: str, expired: Iterable[str], *, partitions: int, now: str) -> list[IngestRecord]:
     """One command per partition, carrying the uids of that partition."""
-    by_partition: dict[int, list[str]] = defaultdict(list)
-    for uid in expired:
-        by_partition[partition_of(scoped(project_id, uid), partitions)].append(uid)
     return [IngestRecord(uid=uids[0], project_id=project_id, kind=EXPIRE, event_type="", data=uids, created_at=now)
-            for uids in by_partition.values()]
+            for uids in by_partition(project_id, expired, partitions).values()]
+
+
+def expired(table: Any, projects: Iterable[dict[str, Any]], *, active: Callable[[str], bool],
+            now: datetime) -> Iterator[tuple[str, list[str]]]:
+    """(project id, uids) of local rows past their project's retention, at most MAX_PER_SWEEP each.
+
+    Rows are keyed `<project>/<ULID>`, so the expired ones are a key range.
+    """
+    for project in projects:
+        upper = cutoff_uid(now, retention_of(project))
+        rows = scan(table, project["uid"] + "/", active=active, upper=upper, descending=False)
+        uids = [key.split("/", 1)[1] for key, _ in islice(rows, MAX_PER_SWEEP)]
+        if uids:
+            yield project["uid"], uids
 
 
 def sweep(events_table: Any, projects: Iterable[dict[str, Any]], *, active: Callable[[str], bool], partitions: int,
@@ -66,11 +78,5 @@ def sweep(events_table: Any, projects: Iterable[dict[str, Any]], *, active: Call
     """The expire commands for every local event past its project's retention (bounded per sweep)."""
     now = now or datetime.now(timezone.utc)
     stamp = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    commands: list[IngestRecord] = []
-    for project in projects:
-        upper = cutoff_uid(now, retention_of(project))
-        rows = scan(events_table, project["uid"] + "/", active=active, upper=upper, descending=False)
-        expired = [key.split("/", 1)[1] for key, _ in islice(rows, MAX_PER_SWEEP)]
-        if expired:
-            commands.extend(expire_commands(project["uid"], expired, partitions=partitions, now=stamp))
-    return commands
+    return [command for project_id, uids in expired(events_table, projects, active=active, now=now)
+            for command in expire_commands(project_id, uids, partitions=partitions, now=stamp)]

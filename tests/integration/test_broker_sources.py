@@ -26,7 +26,7 @@ GCP_PROJECT = "convoy-stream-e2e"
 def bridge_worker(kafka_broker: Any, pubsub_emulator: str, sqs_server: str, rabbitmq: Any,
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
     w = Worker(kafka_broker.bootstrap, tmp_path_factory.mktemp("bridge-worker"), "cs-brokers-" + secrets.token_hex(3),
-               ADMIN_TOKEN, env={"PUBSUB_EMULATOR_HOST": pubsub_emulator}).start()
+               ADMIN_TOKEN, env={"PUBSUB_EMULATOR_HOST": pubsub_emulator, "CONVOY_STREAM_RETENTION_SWEEP_INTERVAL": "1"}).start()
     try:
         yield w.wait_healthy()
     finally:
@@ -167,3 +167,22 @@ def test_kafka_source_on_the_own_cluster(project: Api, kafka_broker: Any) -> Non
     asyncio.run(produce())
     expected["broadcast"] = [e["uid"] for e in project.get("/endpoints", params={"perPage": 100}).json()["data"]["content"]]
     check_outcome(project, sent, expected, lambda name: name)
+
+
+def test_dead_letters_past_retention_disappear(bridge_worker: Worker, sqs_server: str) -> None:
+    """Constant bad input must not grow storage forever: dead letters follow the project's retention."""
+    admin = httpx.Client(base_url=bridge_worker.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    data = admin.post("/api/v1/projects", json={"name": "short-lived", "type": "outgoing",
+                                                "config": {"retention_policy": {"policy": "3s"}}}).json()["data"]
+    api = Api(bridge_worker.url, data["api_key"]["key"], data["project"]["uid"])
+    sqs = boto3.client("sqs", endpoint_url=sqs_server, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test")
+    queue = f"q-{secrets.token_hex(4)}"
+    url = sqs.create_queue(QueueName=queue, Attributes={"VisibilityTimeout": "5"})["QueueUrl"]
+    create_source(api, {"type": "sqs", "sqs": {"access_key_id": "test", "secret_key": "test", "default_region": "us-east-1",
+                                                "queue_name": queue, "endpoint": sqs_server}})
+    message_id = sqs.send_message(QueueUrl=url, MessageBody="not json either")["MessageId"]
+
+    def letters() -> list[dict[str, Any]]:
+        return [d for d in api.get("/dead-letters").json()["data"]["content"] if d["broker_message_id"] == message_id]
+    eventually(letters, timeout=30)
+    eventually(lambda: letters() == [], timeout=30)
