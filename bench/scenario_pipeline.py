@@ -17,10 +17,11 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from context import PARTITIONS, Context, Row
-from harness import BENCH, PROCS, PY, RESULTS, CpuMeter, TopicProbe, Worker, delete_topics, log, remove_tree, rss_mb
+from harness import (BENCH, PROCS, PY, RESULTS, CpuMeter, TopicProbe, Worker, delete_topics, log, produce_raw, remove_tree,
+                     rss_mb)
 from profile_summary import summarize_folded, write_flamegraph_svg
 
 STALL_SECONDS = 45
@@ -37,12 +38,22 @@ def pipeline_cap(ctx: Context) -> float:
 
 
 def _run_workers(ctx: Context, app_id: str, workers: int, expected: int, records: int,
-                 profile: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Start `workers` processes for `app_id` and wait for `expected` delivery records."""
+                 profile: dict[str, Any] | None = None, fill: Callable[[], float] | None = None) -> dict[str, Any]:
+    """Start `workers` processes for `app_id` and wait for `expected` delivery records.
+
+    With `fill`, the backlog is produced only once every worker is healthy (holds its
+    partitions): several workers started on a backlog first rebalance while one of them
+    already consumes, and that pause, a start-up cost, would count against throughput.
+    """
     started = [Worker(ctx.bootstrap, ctx.workdir / f"{app_id}-w{i}", app_id, ctx.admin_token).start()
                for i in range(workers)]
     spawn = time.monotonic()
     try:
+        if fill is not None:
+            for w in started:
+                w.wait_healthy()
+            time.sleep(2.0)  # let the group settle after the last join
+            log(f"{app_id}: {workers} workers holding their partitions; backlog produced in {fill():.1f}s")
         outcome = asyncio.run(_wait_deliveries(ctx, app_id, started, expected, spawn, profile))
         outcome["rss_mb"] = [rss_mb(w.pid) for w in started]
     finally:
@@ -184,10 +195,16 @@ def _pipeline_run(ctx: Context, tag: str, workers: int, with_bare: bool) -> tupl
     records = backlog_size(ctx)
     backlog = ctx.backlog(records)
     app_id = ctx.app(tag)
-    produce = ctx.prepare_app(app_id, backlog)
-    log(f"{app_id}: {records:,} records pre-filled in {produce:.1f}s; starting {workers} worker(s)")
+    if workers == 1:
+        produce = ctx.prepare_app(app_id, backlog)
+        log(f"{app_id}: {records:,} records pre-filled in {produce:.1f}s; starting 1 worker")
+        fill = None
+    else:
+        produce = ctx.prepare_app(app_id, None)
+        log(f"{app_id}: starting {workers} workers; the backlog follows once they hold their partitions")
+        fill = lambda: asyncio.run(produce_raw(ctx.bootstrap, f"{app_id}-ingest", backlog.items))  # noqa: E731
     try:
-        run = _run_workers(ctx, app_id, workers, backlog.expected_deliveries, records)
+        run = _run_workers(ctx, app_id, workers, backlog.expected_deliveries, records, fill=fill)
         run["prefill_seconds"] = produce
         log(f"{app_id}: {run.get('deliveries'):,} deliveries, {_fmt(run.get('rate'))} records/s "
             f"(span {_fmt(run.get('span'))}s, cpu {run.get('cpu_percent')}){' CAPPED' if run.get('capped') else ''}")
