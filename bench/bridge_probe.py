@@ -196,21 +196,16 @@ async def bridge(cfg: dict[str, Any]) -> dict[str, Any]:
     publisher = Publisher(cfg["bootstrap"], ingest_topic=cfg["ingest_topic"], dead_letter_topic=cfg["ingest_topic"] + "-dead",
                           partitions=8, timeout=10.0)
     await publisher.start()
-    config = None
-    try:
-        # The worker's own handle (convoy_stream/bridge_runner.py): validation, the endpoint
-        # check against the config view, the record, `Publisher.publish`.
-        from convoy_stream.bridge_runner import Bridges
-        from tables.config import ConfigStore
+    # The worker's own handle (convoy_stream/bridge_runner.py): validation, the endpoint
+    # check against the config view, the record, `Publisher.publish`.
+    from convoy_stream.bridge_runner import Bridges
+    from tables.config import ConfigStore
 
-        config = ConfigStore(cfg["bootstrap"], cfg["config_topic"])
-        await config.start(publisher.producer)
-        await asyncio.wait_for(config.ready.wait(), 30)
-        product = Bridges(config, publisher)
-        handle, dead_letter, which = product.handle, product.dead_letter, "convoy_stream.bridge_runner.Bridges.handle"
-    except ImportError:
-        handle, dead_letter = _own_handle(publisher)
-        which = "bench handle (bridge_runner.Bridges not importable)"
+    config = ConfigStore(cfg["bootstrap"], cfg["config_topic"])
+    await config.start(publisher.producer)
+    await asyncio.wait_for(config.ready.wait(), 30)
+    product = Bridges(config, publisher)
+    handle, dead_letter, which = product.handle, product.dead_letter, "convoy_stream.bridge_runner.Bridges.handle"
     consumer = consumer_for(source, batch_size=BATCH, kafka_bootstrap=cfg["bootstrap"])
     stats = WorkerStats()
     stop = asyncio.Event()
@@ -231,43 +226,10 @@ async def bridge(cfg: dict[str, Any]) -> dict[str, Any]:
     finally:
         stop.set()
         await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 30)
-        if config is not None:
-            await config.stop()
+        await config.stop()
         await publisher.stop()
     return _result(count, stats.acked, first, last, cpu1 - cpu0, errors=stats.errors, rejected=stats.rejected,
                    dead=stats.dead_lettered, last_error=stats.last_error, handle=which)
-
-
-def _own_handle(publisher: Any) -> tuple[Any, Any]:
-    """Fallback for a tree without the worker's bridge handle."""
-    import inspect
-
-    from bridges import InvalidMessage
-    from convoy_stream.records import IngestRecord
-    from convoy_stream.validation import ValidationError, validate_event
-
-    two_args = len(inspect.signature(publisher.mint_event_id).parameters) >= 2
-
-    async def handle(src: Any, message: Any) -> None:
-        try:
-            fields = validate_event("single", orjson.loads(message.body))
-        except (ValueError, ValidationError) as exc:
-            raise InvalidMessage(str(exc)) from exc
-        project = src["project_id"]
-        idem = fields.get("idempotency_key") or ""
-        dedup = f"{project}:{idem}" if idem else ""
-        uid = publisher.mint_event_id(project, dedup) if two_args else publisher.mint_event_id(dedup)
-        await publisher.publish(IngestRecord(
-            uid=uid, project_id=project, kind="single", event_type=fields["event_type"], data=fields["data"],
-            created_at=_now(), endpoint_id=fields.get("endpoint_id") or "", idempotency_key=idem, dedup_key=dedup,
-            source_id=src["uid"], headers=dict(message.headers), forward_headers={},
-            broker=src["pub_sub"]["type"], broker_message_id=message.message_id))
-
-    async def dead_letter(src: Any, message: Any, reason: str) -> None:
-        await publisher.dead_letter({"source_id": src["uid"], "reason": reason, "broker_message_id": message.message_id,
-                                     "body": message.body.decode("utf-8", "replace")})
-
-    return handle, dead_letter
 
 
 def _result(count: int, acked: int, first: float, last: float, cpu: float, **extra: Any) -> dict[str, Any]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import inspect
 import random
 import secrets
 import time
@@ -135,12 +134,10 @@ class Backlog:
     build_seconds: float
 
 
-def build_backlog(outgoing: Outgoing, records: int, *, repeat_ratio: float = 0.1, partitions: int = 8,
-                  seed: int = 6) -> Backlog:
-    """`records` single events spread over the endpoints, each with an idempotency key,
-    `repeat_ratio` of them re-using the key of an earlier event (duplicates: no delivery)."""
+def capturing_publisher(partitions: int) -> tuple[Any, list[tuple[bytes | None, bytes, int | None]]]:
+    """The product's own `Publisher` with its Kafka write captured: (key, value, partition)
+    exactly as the product would produce them, for producing in bulk afterwards."""
     from convoy_stream.publisher import Publisher
-    from convoy_stream.records import IngestRecord
 
     captured: list[tuple[bytes | None, bytes, int | None]] = []
 
@@ -148,9 +145,17 @@ def build_backlog(outgoing: Outgoing, records: int, *, repeat_ratio: float = 0.1
         async def _send(self, topic: str, key: bytes, value: bytes, partition: int | None) -> None:  # type: ignore[override]
             captured.append((key, value, partition))
 
-    publisher = Capture("127.0.0.1:1", ingest_topic="ingest", dead_letter_topic="dead", partitions=partitions,
-                        timeout=1.0)
-    two_args = len(inspect.signature(publisher.mint_event_id).parameters) >= 2
+    return Capture("127.0.0.1:1", ingest_topic="ingest", dead_letter_topic="dead", partitions=partitions,
+                   timeout=1.0), captured
+
+
+def build_backlog(outgoing: Outgoing, records: int, *, repeat_ratio: float = 0.1, partitions: int = 8,
+                  seed: int = 6) -> Backlog:
+    """`records` single events spread over the endpoints, each with an idempotency key,
+    `repeat_ratio` of them re-using the key of an earlier event (duplicates: no delivery)."""
+    from convoy_stream.records import IngestRecord
+
+    publisher, captured = capturing_publisher(partitions)
     rng = random.Random(seed)
     project = outgoing.project_id
     keys: list[str] = []
@@ -167,7 +172,7 @@ def build_backlog(outgoing: Outgoing, records: int, *, repeat_ratio: float = 0.1
                 idem = f"order-{i:07d}"
                 keys.append(idem)
             dedup = f"{project}:{idem}"
-            uid = publisher.mint_event_id(project, dedup) if two_args else publisher.mint_event_id(dedup)  # type: ignore[call-arg]
+            uid = publisher.mint_event_id(project, dedup)
             body = event_body(outgoing.endpoint_ids[i % len(outgoing.endpoint_ids)], i)
             record = IngestRecord(uid=uid, project_id=project, kind="single", event_type=body["event_type"],
                                   data=body["data"], created_at=_now(), endpoint_id=body["endpoint_id"],

@@ -36,10 +36,8 @@ topics (changelogs separately).
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 import random
-import secrets
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,6 +46,7 @@ from typing import Any
 import orjson
 
 from context import PARTITIONS, Context, Row
+from fixtures import capturing_publisher
 from harness import CpuMeter, TopicProbe, Worker, log, percentile, rss_mb
 
 EVENTS_FULL = 1_000_000
@@ -117,23 +116,14 @@ async def _fill(ctx: Context, app_id: str, events: int, samples: int) -> dict[st
 
     from bridges.base import BrokerMessage
     from convoy_stream.broker_messages import to_record
-    from convoy_stream.publisher import Publisher
     from convoy_stream.records import IngestRecord
 
     outgoing = ctx.get_template().outgoing
     project = outgoing.project_id
-    chunk: list[tuple[bytes | None, bytes, int | None]] = []
-
-    class Capture(Publisher):
-        async def _send(self, topic: str, key: bytes, value: bytes, partition: int | None) -> None:  # type: ignore[override]
-            chunk.append((key, value, partition))
-
-    publisher = Capture("127.0.0.1:1", ingest_topic="ingest", dead_letter_topic="dead", partitions=PARTITIONS,
-                        timeout=1.0)
-    two_args = len(inspect.signature(publisher.mint_event_id).parameters) >= 2
+    publisher, chunk = capturing_publisher(PARTITIONS)
 
     def mint(dedup: str) -> str:
-        return publisher.mint_event_id(project, dedup) if two_args else publisher.mint_event_id(dedup)  # type: ignore[call-arg]
+        return publisher.mint_event_id(project, dedup)
 
     # A Kafka bridge source of the outgoing project, as `bridge_probe.source_for` describes one.
     source = {"uid": f"src-lookups-{ctx.nonce}", "project_id": project, "type": "pub_sub", "is_disabled": False,

@@ -21,22 +21,7 @@ from convoy_stream.ids import mint_id
 from convoy_stream.routing import delivery_uid
 from convoy_stream.web.listing import merge, page_of
 from tables.events import DeliveryFilter, EventFilter
-
-
-class _Store:
-    def __init__(self, dbs: list[Rdict]) -> None:
-        self.dbs = dbs
-
-    def _dbs_for_actives(self) -> list[Rdict]:
-        return self.dbs
-
-    def _decode_value(self, value: bytes) -> Any:
-        return orjson.loads(value)
-
-
-class _Table:
-    def __init__(self, dbs: list[Rdict]) -> None:
-        self.data = _Store(dbs)
+from tests.support.rocks import RocksTable
 
 
 def _event(uid: str, endpoint: str) -> dict[str, Any]:
@@ -47,7 +32,7 @@ def _event(uid: str, endpoint: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def workers(tmp_path: Path) -> tuple[list[_Table], list[str]]:
+def workers(tmp_path: Path) -> tuple[list[RocksTable], list[str]]:
     now = time.time()
     dbs = [Rdict(str(tmp_path / f"db{i}"), Options(raw_mode=True)) for i in range(4)]
     rare = []
@@ -57,12 +42,12 @@ def workers(tmp_path: Path) -> tuple[list[_Table], list[str]]:
         if endpoint == "rare":
             rare.append(uid)
         dbs[i % 4][orjson.dumps(f"p/{uid}")] = orjson.dumps(_event(uid, endpoint), option=orjson.OPT_NON_STR_KEYS)
-    yield [_Table(dbs[:2]), _Table(dbs[2:])], sorted(rare, reverse=True)
+    yield [RocksTable(dbs[:2]), RocksTable(dbs[2:])], sorted(rare, reverse=True)
     for db in dbs:
         db.close()
 
 
-def _walk(workers: list[_Table], lister: Callable[..., list[dict[str, Any]]], f: Any, direction: str,
+def _walk(workers: list[RocksTable], lister: Callable[..., list[dict[str, Any]]], f: Any, direction: str,
           start: str = "") -> tuple[list[str], int]:
     """Follow the cursors until the last page; (every uid shown, in order, pages requested)."""
     shown: list[str] = []

@@ -2,36 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from rocksdict import Options, Rdict
+from rocksdict import Rdict
 
 from tables.scan import HIGH, scan
-
-
-class _Store:
-    """Faust's RocksDB store surface that `scan` uses."""
-
-    def __init__(self, dbs: list[Rdict]) -> None:
-        self.dbs = dbs
-
-    def _dbs_for_actives(self) -> list[Rdict]:
-        return self.dbs
-
-    def _decode_value(self, value: bytes) -> object:
-        return json.loads(value)
-
-
-class _Table:
-    def __init__(self, store: _Store) -> None:
-        self.data = store
+from tests.support.rocks import RocksTable, rocks_db
 
 
 def _db(path: Path, rows: dict[str, object]) -> Rdict:
-    db = Rdict(str(path), Options(raw_mode=True))
-    for key, value in rows.items():
-        db[json.dumps(key).encode()] = json.dumps(value).encode()
+    db = rocks_db(path, rows)
     db[b"__faust\\x00offset__"] = b"42"  # Faust's own bookkeeping key lives in the same DB
     return db
 
@@ -39,7 +19,7 @@ def _db(path: Path, rows: dict[str, object]) -> Rdict:
 def test_scan_merges_partitions_in_order_within_bounds(tmp_path: Path) -> None:
     a = _db(tmp_path / "a", {"p/01A": 1, "p/01C": 3, "q/01B": "other project"})
     b = _db(tmp_path / "b", {"p/01B": 2, "p/01D": 4})
-    table = _Table(_Store([a, b]))
+    table = RocksTable([a, b])
     everything = lambda key: True  # noqa: E731
     assert [k for k, _ in scan(table, "p/", active=everything)] == ["p/01D", "p/01C", "p/01B", "p/01A"]
     assert [k for k, _ in scan(table, "p/", active=everything, descending=False)] == ["p/01A", "p/01B", "p/01C", "p/01D"]
@@ -50,19 +30,7 @@ def test_scan_merges_partitions_in_order_within_bounds(tmp_path: Path) -> None:
         db.close()
 
 
-def _orjson_db(path: Path, rows: dict[str, object]) -> Rdict:
-    """Rows encoded as the product stores them (the orjson codec), not stdlib json."""
-    import orjson
-
-    db = Rdict(str(path), Options(raw_mode=True))
-    for key, value in rows.items():
-        db[json.dumps(key).encode()] = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
-    return db
-
-
 def test_filtered_lists_find_exactly_the_matching_rows(tmp_path: Path) -> None:
-    import orjson
-
     from tables.events import DeliveryFilter, EventFilter, Page, list_deliveries, list_events
 
     def row(uid: str, owner: str, endpoint: str, source: str, status: str) -> dict[str, object]:
@@ -73,11 +41,9 @@ def test_filtered_lists_find_exactly_the_matching_rows(tmp_path: Path) -> None:
 
     rows = {f"p/01E{i:03d}": row(f"01E{i:03d}", ["ówner", "plain", 'tricky"owner'][i % 3], f"ep-{i % 4}", f"src-{i % 2}",
                                  "Scheduled" if i % 5 else "Discarded") for i in range(60)}
-    a = _orjson_db(tmp_path / "a", dict(list(rows.items())[::2]))
-    b = _orjson_db(tmp_path / "b", dict(list(rows.items())[1::2]))
-    store = _Store([a, b])
-    store._decode_value = orjson.loads  # type: ignore[method-assign]
-    table = _Table(store)
+    a = rocks_db(tmp_path / "a", dict(list(rows.items())[::2]))
+    b = rocks_db(tmp_path / "b", dict(list(rows.items())[1::2]))
+    table = RocksTable([a, b])
     everything = lambda key: True  # noqa: E731
     page = Page(limit=100)
     filters = [EventFilter(owner_id="ówner"), EventFilter(owner_id='tricky"owner'), EventFilter(endpoint_ids=frozenset({"ep-1", "ep-3"})),
