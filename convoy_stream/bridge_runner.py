@@ -11,14 +11,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any, Mapping
 
 from bridges import BridgeManager, BrokerMessage
 from tables.config import ConfigStore
 
 from . import metrics
-from .broker_messages import dead_letter_document, to_record
+from .broker_messages import dead_letter_document, to_record, uses_transforms
 from .publisher import Publisher
+from .transforms import in_transform_thread
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +36,10 @@ class Bridges:
 
     async def handle(self, source: Mapping[str, Any], message: BrokerMessage) -> None:
         now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        record = to_record(source, message, config=self.config, now=now,
-                           event_id=lambda key: self.publisher.mint_event_id(str(source["project_id"]), key))
+        build = partial(to_record, source, message, config=self.config, now=now,
+                        event_id=lambda key: self.publisher.mint_event_id(str(source["project_id"]), key))
+        # A source's JavaScript runs on the transforms' thread, never on the event loop.
+        record = await in_transform_thread(build) if uses_transforms(source) else build()
         await self.publisher.publish(record)
 
     async def dead_letter(self, source: Mapping[str, Any], message: BrokerMessage, reason: str) -> None:

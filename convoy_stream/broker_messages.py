@@ -9,20 +9,31 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import orjson
+
 from bridges.base import BrokerMessage, InvalidMessage
 
+from . import transforms
 from .records import IngestRecord
 from .routing import ConfigView
 from .validation import merge_broker_headers, message_type, validate_broker_message
+from .webhook_payload import loads_json
 
 BROKER_MESSAGE_ID = "x-broker-message-id"
 
 
 def to_record(source: Mapping[str, Any], message: BrokerMessage, *, config: ConfigView, event_id: Any, now: str) -> IngestRecord:
-    """`event_id(dedup_key)` mints the id (partition-aligned, see `ids`)."""
-    fields = validate_broker_message(message.body)
+    """`event_id(dedup_key)` mints the id (partition-aligned, see `ids`).
+
+    A source with a `body_function` or `header_function` runs it here (`transforms`):
+    call this on the transforms' thread then (`uses_transforms`).
+    """
+    fields = validate_broker_message(_transformed_body(source, message.body))
     custom = fields.get("custom_headers") or {}
-    kind = message_type(message.headers, custom)
+    headers = merge_broker_headers(message.headers, custom)
+    headers[BROKER_MESSAGE_ID] = message.message_id
+    headers = _transformed_headers(source, headers)
+    kind = message_type(headers, {})
     project_id = str(source["project_id"])
     endpoint_id = fields.get("endpoint_id") or ""
     owner_id = fields.get("owner_id") or ""
@@ -35,8 +46,6 @@ def to_record(source: Mapping[str, Any], message: BrokerMessage, *, config: Conf
         raise InvalidMessage("fanout message doesn't include an owner id")
     elif kind == "broadcast":
         endpoint_id = owner_id = ""
-    headers = merge_broker_headers(message.headers, custom)
-    headers[BROKER_MESSAGE_ID] = message.message_id
     idempotency_key = fields.get("idempotency_key") or ""
     dedup_key = f"{project_id}:{idempotency_key}" if idempotency_key else redelivery_key(source, message)
     return IngestRecord(
@@ -46,6 +55,39 @@ def to_record(source: Mapping[str, Any], message: BrokerMessage, *, config: Conf
         headers=headers, forward_headers=headers, broker=str((source.get("pub_sub") or {}).get("type", "")),
         broker_message_id=message.message_id,
     )
+
+
+def uses_transforms(source: Mapping[str, Any]) -> bool:
+    return bool(source.get("body_function") or source.get("header_function"))
+
+
+def _transformed_body(source: Mapping[str, Any], body: bytes) -> bytes:
+    """The body after the source's `body_function` (Convoy: parse, transform, re-marshal)."""
+    script = source.get("body_function")
+    if not script:
+        return body
+    try:
+        payload = loads_json(body.decode("utf-8", errors="replace"))
+    except (ValueError, RecursionError) as exc:
+        raise InvalidMessage(f"message body is not valid JSON: {exc}") from None
+    try:
+        return orjson.dumps(transforms.run(script, payload))
+    except transforms.TransformError as exc:
+        raise InvalidMessage(f"body_function: {exc}") from None
+
+
+def _transformed_headers(source: Mapping[str, Any], headers: dict[str, str]) -> dict[str, str]:
+    """The merged header map after the source's `header_function`: an object of strings."""
+    script = source.get("header_function")
+    if not script:
+        return headers
+    try:
+        out = transforms.run(script, headers)
+    except transforms.TransformError as exc:
+        raise InvalidMessage(f"header_function: {exc}") from None
+    if not isinstance(out, dict) or not all(isinstance(v, str) for v in out.values()):
+        raise InvalidMessage("header_function: transform must return an object of string values")
+    return {name.lower(): value for name, value in out.items()}
 
 
 def redelivery_key(source: Mapping[str, Any], message: BrokerMessage) -> str:

@@ -186,3 +186,30 @@ def test_dead_letters_past_retention_disappear(bridge_worker: Worker, sqs_server
         return [d for d in api.get("/dead-letters").json()["data"]["content"] if d["broker_message_id"] == message_id]
     eventually(letters, timeout=30)
     eventually(lambda: letters() == [], timeout=30)
+
+
+def test_a_body_function_lets_a_source_take_any_payload(project: Api, kafka_broker: Any) -> None:
+    """Producers publish their own shape; the source's JavaScript maps it onto Convoy's message."""
+    topic = f"shop-{secrets.token_hex(4)}"
+    target = endpoint(project, "solo-" + secrets.token_hex(2))["uid"]
+    script = ("function transform(p) { return {endpoint_id: '%s', event_type: 'order.' + p.status, "
+              "data: {order: p.id}}; }" % target)
+    response = project.post("/sources", {"name": f"shop-{secrets.token_hex(2)}", "type": "pub_sub", "body_function": script,
+                                         "pub_sub": {"workers": 1, "type": "kafka", "kafka": {"brokers": [], "topic_name": topic}}})
+    assert response.status_code == 201, response.text
+    refused = project.post("/sources", {"name": "broken", "type": "pub_sub", "body_function": "function transform(",
+                                        "pub_sub": {"workers": 1, "type": "kafka", "kafka": {"brokers": [], "topic_name": topic}}})
+    assert refused.status_code == 400 and "body_function" in refused.json()["message"]
+
+    async def produce() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_broker.bootstrap, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, json.dumps({"id": "o-1", "status": "paid", "extra": True}).encode(), key=b"shop-1")
+        finally:
+            await producer.stop()
+    asyncio.run(produce())
+    [event] = eventually(lambda: project.get("/events", params={"brokerMessageId": "shop-1"}).json()["data"]["content"], timeout=30)
+    assert event["event_type"] == "order.paid" and event["data"] == {"order": "o-1"}
+    [delivery] = eventually(lambda: project.get("/eventdeliveries", params={"eventId": event["uid"]}).json()["data"]["content"])
+    assert delivery["endpoint_id"] == target
