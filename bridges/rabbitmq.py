@@ -73,6 +73,8 @@ class RabbitMQConsumer:
         self._connection: AbstractConnection | None = None
         self._channel: AbstractChannel | None = None
         self._buffer: asyncio.Queue[AbstractIncomingMessage | _ConnectionLost] = asyncio.Queue()
+        #: The messages the last `receive` returned, none of them settled yet.
+        self._unsettled: list[AbstractIncomingMessage] = []
 
     async def connect(self) -> None:
         await self.close()
@@ -143,9 +145,18 @@ class RabbitMQConsumer:
             # Deliveries of the dead channel are requeued by the broker; drop ours.
             reason = lost.reason if lost is not None else None
             raise ConnectionError(f"amqp connection lost: {reason or 'closed'}")
-        return [self._to_broker_message(m) for m in items if isinstance(m, AbstractIncomingMessage)]
+        self._unsettled = [m for m in items if isinstance(m, AbstractIncomingMessage)]
+        return [self._to_broker_message(m) for m in self._unsettled]
 
     async def ack(self, messages: Sequence[BrokerMessage]) -> None:
+        # The shared loop settles a batch before it receives the next, so when every message
+        # of the last batch is acked, they are all the unsettled deliveries up to the newest
+        # one: one ack with `multiple` settles them in one frame instead of one frame each.
+        handles = [m.handle for m in messages]
+        if len(handles) > 1 and len(handles) == len(self._unsettled) and set(map(id, handles)) == set(map(id, self._unsettled)):
+            newest = max(messages, key=lambda m: m.handle.delivery_tag)
+            await self._settle(newest, ack=True, multiple=True)
+            return
         for message in messages:
             await self._settle(message, ack=True)
 
@@ -154,11 +165,11 @@ class RabbitMQConsumer:
             await self._settle(message, ack=False)
 
     @staticmethod
-    async def _settle(message: BrokerMessage, *, ack: bool) -> None:
+    async def _settle(message: BrokerMessage, *, ack: bool, multiple: bool = False) -> None:
         delivery: AbstractIncomingMessage = message.handle
         try:
             if ack:
-                await delivery.ack()
+                await delivery.ack(multiple=multiple)
             else:
                 await delivery.nack(requeue=True)
         except ChannelInvalidStateError as exc:
