@@ -26,14 +26,29 @@ from py_mini_racer import JSEvalException, JSOOMException, JSTimeoutException, M
 
 #: Convoy's limit for one call.
 TIMEOUT_SECONDS = 10.0
+#: The script's top level (run once, when it is compiled) must be quick: it is also run when a
+#: source is created, on the worker's event loop.
+COMPILE_TIMEOUT_SECONDS = 1.0
 #: V8 heap a call may use before it is stopped.
 MAX_MEMORY = 128 * 1024 * 1024
 
+#: Before the script: a console whose lines are collected per call (Convoy's test_function shows them).
+_PRELUDE = """
+var __convoyLog = [];
+var console = {log: function () {
+  __convoyLog.push(Array.prototype.map.call(arguments, function (a) {
+    return typeof a === "string" ? a : JSON.stringify(a);
+  }).join(" "));
+}};
+console.info = console.warn = console.error = console.log;
+"""
+
 _WRAPPER = """
 function __convoyTransform(text) {
+  __convoyLog = [];
   const result = transform(JSON.parse(text));
   const out = result === undefined ? undefined : JSON.stringify(result);
-  return out === undefined ? "" : out;
+  return JSON.stringify({out: out === undefined ? null : out, log: __convoyLog});
 }
 """
 
@@ -45,27 +60,56 @@ class TransformError(Exception):
     """The script could not produce a value for this input."""
 
 
-@lru_cache(maxsize=256)
-def _compiled(script: str) -> MiniRacer:
+def _compile(script: str) -> MiniRacer:
+    """A V8 context (an isolate of its own, a few MB) holding the script."""
     context = MiniRacer()
     try:
-        context.eval(script)
-    except JSEvalException as exc:
+        context.eval(_PRELUDE)
+        context.eval(script, timeout_sec=COMPILE_TIMEOUT_SECONDS, max_memory=MAX_MEMORY)
+        if context.eval("typeof transform") != "function":
+            raise TransformError("the script must define a function named transform")
+        context.eval(_WRAPPER)
+    except JSTimeoutException:
+        context.close()
+        raise TransformError(f"the script's top level did not finish within {COMPILE_TIMEOUT_SECONDS:g} s") from None
+    except (JSEvalException, JSOOMException) as exc:
+        context.close()
         raise TransformError(f"the script does not compile: {_first_line(exc)}") from None
-    if context.eval("typeof transform") != "function":
-        raise TransformError("the script must define a function named transform")
-    context.eval(_WRAPPER)
+    except TransformError:
+        context.close()
+        raise
     return context
+
+
+#: Sources' scripts, compiled once each (a worker has few sources).
+_compiled = lru_cache(maxsize=64)(_compile)
 
 
 def check(script: str) -> None:
     """Raise TransformError unless the script compiles and defines `transform`."""
-    _compiled(script)
+    _compile(script).close()
 
 
 def run(script: str, value: Any) -> Any:
     """transform(value), as JSON in and JSON out."""
-    context = _compiled(script)
+    return run_with_log(script, value)[0]
+
+
+def try_once(script: str, value: Any) -> tuple[Any, list[str]]:
+    """run_with_log in a context of its own, closed after: for scripts tried once (test_function)."""
+    context = _compile(script)
+    try:
+        return _call(context, value)
+    finally:
+        context.close()
+
+
+def run_with_log(script: str, value: Any) -> tuple[Any, list[str]]:
+    """transform(value) and the lines the script wrote with console.log."""
+    return _call(_compiled(script), value)
+
+
+def _call(context: MiniRacer, value: Any) -> tuple[Any, list[str]]:
     try:
         out = context.call("__convoyTransform", orjson.dumps(value).decode(), timeout_sec=TIMEOUT_SECONDS,
                            max_memory=MAX_MEMORY)
@@ -75,9 +119,10 @@ def run(script: str, value: Any) -> Any:
         raise TransformError("transform ran out of memory") from None
     except JSEvalException as exc:
         raise TransformError(f"transform threw: {_first_line(exc)}") from None
-    if not isinstance(out, str) or not out:
+    result = orjson.loads(out) if isinstance(out, str) else {}
+    if not isinstance(result.get("out"), str):
         raise TransformError("transform returned nothing")
-    return orjson.loads(out)
+    return orjson.loads(result["out"]), [str(line) for line in result.get("log") or []]
 
 
 def _first_line(exc: Exception) -> str:

@@ -36,7 +36,6 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from convoy_stream import transforms
 from convoy_stream.filters import FilterError, validate_filter
 from convoy_stream.webhook_payload import (
     LocationError,
@@ -317,8 +316,6 @@ def validate_source(
     for key in ("body_function", "header_function"):
         if present(key):
             result[key] = _opt_str(obj, key) or None
-            if result[key]:
-                _check_script(key, result[key])
     if source_type == "pub_sub":
         result["pub_sub"] = validate_pub_sub(obj.get("pub_sub"))
     elif not update:
@@ -942,14 +939,6 @@ def validate_event(kind: str, body: Any) -> dict[str, Any]:
 
 
 _BROKER_FIELDS = ("endpoint_id", "owner_id", "event_type", "data", "custom_headers", "idempotency_key")
-
-
-def _check_script(name: str, script: str) -> None:
-    """A transform that cannot run is refused at create, not discovered message by message."""
-    try:
-        transforms.check(script)
-    except transforms.TransformError as exc:
-        raise ValidationError(f"{name}: {exc}") from None
 
 
 def _json_type_name(value: Any) -> str:

@@ -7,13 +7,19 @@ before the answer; see `tables/config.py`.
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any, Callable
 
+import orjson
 from aiohttp import web
+
+from bridges.base import InvalidMessage
 
 from ..ids import mask_id, new_api_key, new_ulid
 from ..secrets_redaction import ENDPOINT_SECRET_PATHS, SOURCE_SECRET_PATHS, keep_stored_secrets, redact
-from ..validation import ValidationError, validate_endpoint, validate_project, validate_source, validate_subscription
+from .. import transforms
+from ..validation import (ValidationError, validate_broker_message, validate_endpoint, validate_project, validate_source,
+                          validate_subscription)
 from .context import Context, ctx
 from .envelope import ApiError, ok, read_json
 from .pagination import paginate
@@ -230,6 +236,17 @@ class Sources(Resource):
     def validate(self, c: Context, project: dict[str, Any], body: Any, *, current: dict[str, Any] | None) -> dict[str, Any]:
         return _validated(validate_source, body, update=current is not None, current=current)
 
+    async def _validated(self, c: Context, project: dict[str, Any], body: Any, *, current: dict[str, Any] | None) -> dict[str, Any]:
+        """A transform that cannot run is refused here, not discovered message by message."""
+        fields = await super()._validated(c, project, body, current=current)
+        for key in ("body_function", "header_function"):
+            if fields.get(key):
+                try:
+                    await transforms.in_transform_thread(partial(transforms.check, fields[key]))
+                except transforms.TransformError as exc:
+                    raise ApiError(400, f"{key}: {exc}") from exc
+        return fields
+
     def complete(self, c: Context, project: dict[str, Any], entity: dict[str, Any], *, created: bool) -> dict[str, Any]:
         if created:
             entity["mask_id"] = mask_id(16)
@@ -249,6 +266,37 @@ class Sources(Resource):
         await _delete_subscriptions(c, c.config.subscriptions_for_source(entity["uid"]))
 
 
+async def test_function(request: web.Request) -> web.Response:
+    """Run a source transform on a sample payload, as Convoy's `POST /sources/test_function`.
+
+    A body function's result must be a valid broker message, a header function's an
+    object of strings: the same checks a bridge applies to every message.
+    """
+    await ctx(request).project(request)
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "body must be a JSON object")
+    script, kind, payload = body.get("function"), body.get("type"), body.get("payload")
+    if not isinstance(script, str) or not script.strip():
+        raise ApiError(400, "function:please provide a function")
+    if kind not in ("body", "header"):
+        raise ApiError(400, "type:type must be body or header")
+    if not isinstance(payload, dict):
+        raise ApiError(400, "payload:please provide a payload object")
+    try:
+        out, log = await transforms.in_transform_thread(partial(transforms.try_once, script, payload))
+    except transforms.TransformError as exc:
+        raise ApiError(400, str(exc)) from exc
+    try:
+        if kind == "body":
+            validate_broker_message(orjson.dumps(out))
+        elif not isinstance(out, dict) or not all(isinstance(v, str) for v in out.values()):
+            raise InvalidMessage("transform must return an object of string values")
+    except InvalidMessage as exc:
+        raise ApiError(400, exc.reason) from exc
+    return ok({"payload": out, "log": log}, "Transform function run successfully")
+
+
 def install(router: web.UrlDispatcher) -> None:
     router.add_post("/api/v1/projects", create_project)
     router.add_get("/api/v1/projects/{projectID}", get_project)
@@ -257,3 +305,4 @@ def install(router: web.UrlDispatcher) -> None:
     Endpoints().install(router, "endpoints")
     Subscriptions().install(router, "subscriptions")
     Sources().install(router, "sources")
+    router.add_post("/api/v1/projects/{projectID}/sources/test_function", test_function)

@@ -382,6 +382,15 @@ def paths() -> dict[str, dict[str, Any]]:
         **_crud("sources", "Source", "Source", "SourceInput", "the source's uid",
                 [query_param("q", "name contains"), query_param("type", "source type"),
                  query_param("provider", "provider")]),
+        project + "/sources/test_function": {"post": op(
+            "Run a source transform on a sample payload", "sources",
+            {**answer(200, "the transformed payload and the script's console lines",
+                      obj({"payload": ANY, "log": STRING_LIST}, ["payload", "log"])),
+             **errors(*PROJECT_ERRORS, *BODY_ERRORS)},
+            parameters=[PROJECT_ID],
+            body=obj({"payload": {"type": "object"}, "function": STRING, "type": {"type": "string", "enum": ["body", "header"]}},
+                     ["payload", "function", "type"]),
+            description="A `body` result must be a valid broker message; a `header` result an object of strings.")},
         project + "/events": {
             "post": _event_create("single", "EventSingle", "Send an event to one endpoint"),
             "get": op("List events", "events", {**answer(200, "events, newest first", listing("Event")),

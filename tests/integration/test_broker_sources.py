@@ -213,3 +213,17 @@ def test_a_body_function_lets_a_source_take_any_payload(project: Api, kafka_brok
     assert event["event_type"] == "order.paid" and event["data"] == {"order": "o-1"}
     [delivery] = eventually(lambda: project.get("/eventdeliveries", params={"eventId": event["uid"]}).json()["data"]["content"])
     assert delivery["endpoint_id"] == target
+
+
+def test_test_function_shows_the_transformed_payload_and_console(project: Api) -> None:
+    script = "function transform(p) { console.log('status', p.status); return {event_type: 'o.' + p.status, data: p}; }"
+    answer = project.post("/sources/test_function", {"payload": {"status": "paid"}, "function": script, "type": "body"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["data"] == {"payload": {"event_type": "o.paid", "data": {"status": "paid"}}, "log": ["status paid"]}
+    # a body function must produce a valid broker message: the check every bridge applies
+    wrong = project.post("/sources/test_function", {"payload": {"status": "paid"}, "type": "body",
+                                                    "function": "function transform(p) { return {kind: p.status}; }"})
+    assert wrong.status_code == 400 and 'unknown field "kind"' in wrong.json()["message"]
+    headers = project.post("/sources/test_function", {"payload": {"x-a": "1"}, "type": "header",
+                                                      "function": "function transform(h) { return {n: 1}; }"})
+    assert headers.status_code == 400 and "string values" in headers.json()["message"]

@@ -12,7 +12,6 @@ import pytest
 from bridges.base import BrokerMessage, InvalidMessage
 from convoy_stream import transforms
 from convoy_stream.broker_messages import to_record
-from convoy_stream.validation import ValidationError, validate_source
 
 MAP_ORDER = """
 function transform(payload) {
@@ -78,8 +77,18 @@ def test_a_runaway_script_is_stopped(monkeypatch: pytest.MonkeyPatch) -> None:
     ("function transform(", "does not compile"),
     ("function map(p) { return p }", "must define a function named transform"),
 ])
-def test_a_source_with_a_script_that_cannot_run_is_refused(script: str, message: str) -> None:
-    body = {"name": "k", "type": "pub_sub", "body_function": script,
-            "pub_sub": {"type": "kafka", "workers": 1, "kafka": {"brokers": ["k:9092"], "topic_name": "t"}}}
-    with pytest.raises(ValidationError, match=message):
-        validate_source(body)
+def test_a_script_that_cannot_run_is_found_before_any_message(script: str, message: str) -> None:
+    with pytest.raises(transforms.TransformError, match=message):
+        transforms.check(script)
+
+
+def test_a_script_whose_top_level_never_ends_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(transforms, "COMPILE_TIMEOUT_SECONDS", 0.2)
+    with pytest.raises(transforms.TransformError, match="top level did not finish"):
+        transforms.check("while (true) {} function transform(p) { return p }")
+
+
+def test_console_lines_are_collected_per_call() -> None:
+    script = "function transform(p) { console.log('saw', p.n, {k: 1}); return p }"
+    assert transforms.try_once(script, {"n": 1}) == ({"n": 1}, ['saw 1 {"k":1}'])
+    assert transforms.run_with_log(script, {"n": 2})[1] == ['saw 2 {"k":1}']
