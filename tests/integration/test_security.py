@@ -158,6 +158,8 @@ def write_body(method: str, template: str, victim: Tenant) -> dict[str, Any] | N
         "/endpoints": {"name": "pwned", "url": "https://example.com/pwned"},
         "/subscriptions": {"name": "pwned", "endpoint_id": victim.ids["endpoints"]},
         "/sources": {"name": "pwned", "type": "http"},
+        "/sources/test_function": {"payload": {"event_type": "pwned", "data": {}}, "type": "body",
+                                   "function": "function transform(p) { return p }"},
         "/events": {"endpoint_id": victim.ids["endpoints"], "event_type": "pwned", "data": {"x": 1}},
         "/events/fanout": {"owner_id": "victim-owner", "event_type": "pwned", "data": {"x": 1}},
         "/events/broadcast": {"event_type": "pwned", "data": {"x": 1}},
