@@ -81,7 +81,7 @@ def _where(worker: Worker, project_id: str, uid: str) -> str:
     import asyncio
 
     import orjson
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
     from aiokafka.admin import AIOKafkaAdminClient
 
     from convoy_stream.ids import partition_of, scoped
