@@ -82,11 +82,17 @@ def _transformed_headers(source: Mapping[str, Any], headers: dict[str, str]) -> 
     if not script:
         return headers
     try:
-        out = transforms.run(script, headers)
+        return header_map(transforms.run(script, headers))
     except transforms.TransformError as exc:
         raise InvalidMessage(f"header_function: {exc}") from None
+    except InvalidMessage as exc:
+        raise InvalidMessage(f"header_function: {exc.reason}") from None
+
+
+def header_map(out: Any) -> dict[str, str]:
+    """A header function's result as a header map: it must be an object of strings."""
     if not isinstance(out, dict) or not all(isinstance(v, str) for v in out.values()):
-        raise InvalidMessage("header_function: transform must return an object of string values")
+        raise InvalidMessage("transform must return an object of string values")
     return {name.lower(): value for name, value in out.items()}
 
 

@@ -18,6 +18,7 @@ from bridges.base import InvalidMessage
 from ..ids import mask_id, new_api_key, new_ulid
 from ..secrets_redaction import ENDPOINT_SECRET_PATHS, SOURCE_SECRET_PATHS, keep_stored_secrets, redact
 from .. import transforms
+from ..broker_messages import header_map
 from ..validation import (ValidationError, validate_broker_message, validate_endpoint, validate_project, validate_source,
                           validate_subscription)
 from .context import Context, ctx
@@ -290,8 +291,8 @@ async def test_function(request: web.Request) -> web.Response:
     try:
         if kind == "body":
             validate_broker_message(orjson.dumps(out))
-        elif not isinstance(out, dict) or not all(isinstance(v, str) for v in out.values()):
-            raise InvalidMessage("transform must return an object of string values")
+        else:
+            header_map(out)
     except InvalidMessage as exc:
         raise ApiError(400, exc.reason) from exc
     return ok({"payload": out, "log": log}, "Transform function run successfully")
