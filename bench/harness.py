@@ -470,7 +470,6 @@ class Worker:
     data_dir: Path
     app_id: str
     admin_token: str
-    store: str = "rocksdb://"
     env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
@@ -497,7 +496,6 @@ class Worker:
             "CONVOY_STREAM_DATA_DIR": str(self.data_dir),
             "CONVOY_STREAM_APP_ID": self.app_id,
             "CONVOY_STREAM_ADMIN_TOKEN": self.admin_token,
-            "CONVOY_STREAM_TABLE_STORE": self.store,
             "CONVOY_STREAM_BRIDGES": "0",
             "PYTHONUNBUFFERED": "1",
             **self.env,

@@ -38,12 +38,12 @@ class ConvoyApp(faust.App):
 
 
 def create_app(settings: Settings) -> ConvoyApp:
-    store = settings.table_store
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = ConvoyApp(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
-        store=store,
+        # RocksDB, always: the pipeline writes its tables' databases directly (table_writes.py).
+        store="rocksdb://",
         autodiscover=False,
         datadir=str(settings.data_dir / "faust"),
         web_port=settings.port,

@@ -12,7 +12,7 @@ from .ingestion import ingest
 from .ids import scoped
 from .publisher import EXPIRE_DEAD_LETTERS
 from .retention import expired, sweep
-from .records import IngestRecord
+from .table_writes import Batch
 
 
 log = logging.getLogger(__name__)
@@ -22,19 +22,38 @@ log = logging.getLogger(__name__)
 CONFIG_WAIT = 30.0
 
 
+#: At most this many ingest records are processed (and their rows written) together.
+BATCH_MAX = 1000
+#: How long a batch collects records before it is processed. Every batch costs a RocksDB
+#: write and a Kafka record batch per table partition, so batches of a few records would
+#: halve throughput; this is also the most an event waits for its batch.
+BATCH_WITHIN = 0.005
+
+
 @app.agent(ingest_topic)
-async def process(records: AsyncIterable[IngestRecord]) -> None:
+async def process(records: Any) -> None:
+    """Dedup, store and route each record; write a batch's rows and deliveries together.
+
+    A batch's records are acknowledged (their offsets committable) only when
+    `Batch.write` returns, that is once Kafka holds every row and delivery of it.
+    """
     tables = app.event_tables
     # Never route with an empty config view (a worker starting on a backlog).
     await app.config_store.ready.wait()
     consumed, produced = ingest_topic.get_topic_name(), delivery_topic.get_topic_name()
-    async for record in records:
-        metrics.record_consumed(consumed)
-        if app.config_store.position < record.config_offset:
-            await app.config_store.caught_up_to(record.config_offset, timeout=CONFIG_WAIT)
-        for delivery in ingest(record, config=app.config_store, tables=tables):
-            await delivery_topic.send(key=delivery.endpoint_id, value=delivery)
-            metrics.record_produced(produced)
+    partitions = settings.partitions
+    async for events in records.take_events(BATCH_MAX, within=BATCH_WITHIN):
+        metrics.record_consumed(consumed, len(events))
+        needed = max(event.value.config_offset for event in events)
+        if app.config_store.position < needed:
+            await app.config_store.caught_up_to(needed, timeout=CONFIG_WAIT)
+        batch = Batch(tables, delivery_topic)
+        for event in events:
+            record = event.value
+            for delivery in ingest(record, config=app.config_store, tables=batch.tables(event.message.partition)):
+                batch.add_delivery(delivery.endpoint_id, delivery, partitions)
+        await batch.write(app.producer._ensure_producer(), produced)
+        metrics.record_produced(produced, batch.delivery_count)
 
 
 @app.agent(dead_letter_topic)

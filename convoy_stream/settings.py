@@ -34,7 +34,6 @@ class Settings:
     admin_token: str = ""
     app_id: str = "convoy-stream"
     partitions: int = 8
-    table_store: str = "rocksdb://"
     public_url: str = ""
     #: Kafka acknowledgement wait before an HTTP request answers 503.
     publish_timeout: float = 10.0
@@ -75,7 +74,6 @@ class Settings:
             admin_token=os.environ.get("CONVOY_STREAM_ADMIN_TOKEN", ""),
             app_id=os.environ.get("CONVOY_STREAM_APP_ID", "convoy-stream"),
             partitions=_env_int("CONVOY_STREAM_PARTITIONS", 8),
-            table_store=os.environ.get("CONVOY_STREAM_TABLE_STORE", "rocksdb://"),
             public_url=os.environ.get("CONVOY_STREAM_PUBLIC_URL", ""),
             publish_timeout=_env_float("CONVOY_STREAM_PUBLISH_TIMEOUT", 10.0),
             session_timeout=_env_float("CONVOY_STREAM_SESSION_TIMEOUT", 6.0),

@@ -121,8 +121,7 @@ def check_nothing_lost(load: Load, bootstrap: str, app_id: str, out: Api, incomi
 @pytest.mark.parametrize("workers", [1, 2])
 def test_sigkill_under_load_loses_nothing(workers: int, kafka_broker: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
     app_id = f"cs-crash{workers}-" + secrets.token_hex(3)
-    env = {"CONVOY_STREAM_TABLE_STORE": "rocksdb://"}
-    pool = [Worker(kafka_broker.bootstrap, tmp_path_factory.mktemp("crash"), app_id, ADMIN_TOKEN, env=env).start() for _ in range(workers)]
+    pool = [Worker(kafka_broker.bootstrap, tmp_path_factory.mktemp("crash"), app_id, ADMIN_TOKEN).start() for _ in range(workers)]
     try:
         for w in pool:
             w.wait_healthy()

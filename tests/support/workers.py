@@ -52,7 +52,6 @@ class Worker:
             "CONVOY_STREAM_DATA_DIR": str(self.data_dir),
             "CONVOY_STREAM_APP_ID": self.app_id,
             "CONVOY_STREAM_ADMIN_TOKEN": self.admin_token,
-            "CONVOY_STREAM_TABLE_STORE": "rocksdb://",
             "CONVOY_STREAM_LOG_LEVEL": "info",
             **self.env,
         }
