@@ -17,7 +17,7 @@ from tables.config import ConfigStore
 
 from .ids import partition_of
 from .ingestion import Tables
-from .publisher import Publisher, ensure_topics
+from .publisher import DOWNSTREAM_MAX_BYTES, Publisher, ensure_topics
 from .records import Delivery, IngestRecord
 from .settings import Settings
 
@@ -60,6 +60,7 @@ def create_app(settings: Settings) -> ConvoyApp:
         # aiokafka keeps one open batch per partition and makes the agent wait for it to be
         # sent once it is full: at the 16 KiB default, every ~15 stored events.
         producer_max_batch_size=256 * 1024,
+        producer_max_request_size=DOWNSTREAM_MAX_BYTES,
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=settings.heartbeat_interval,
         broker_rebalance_timeout=settings.rebalance_timeout,
@@ -147,13 +148,17 @@ async def create_topics() -> None:
     Run before Faust starts: a consumer that subscribes before its topic
     exists ignores the topic ("Ignoring missing topic") and never consumes it.
     """
-    names = [ingest_topic.get_topic_name(), delivery_topic.get_topic_name(), dead_letter_topic.get_topic_name()]
+    names = [ingest_topic.get_topic_name(), dead_letter_topic.get_topic_name()]
     await ensure_topics(settings.kafka_bootstrap, names, settings.partitions)
+    # A delivery record or a stored event row can outgrow the ingest record it came from.
+    await ensure_topics(settings.kafka_bootstrap, [delivery_topic.get_topic_name()], settings.partitions,
+                        max_message_bytes=DOWNSTREAM_MAX_BYTES)
     # Changelogs too: a consumer that first sees a changelog before it exists
     # remembers it with 0 partitions, and every table write then fails with
     # PartitionsMismatch until the next rebalance.
     changelogs = [table.changelog_topic.get_topic_name() for table in app.tables.values()]
-    await ensure_topics(settings.kafka_bootstrap, changelogs, settings.partitions, compacted=True)
+    await ensure_topics(settings.kafka_bootstrap, changelogs, settings.partitions, compacted=True,
+                        max_message_bytes=DOWNSTREAM_MAX_BYTES)
 
 
 @app.service

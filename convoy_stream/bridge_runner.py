@@ -14,12 +14,12 @@ from datetime import datetime, timezone
 from functools import partial
 from typing import Any, Mapping
 
-from bridges import BridgeManager, BrokerMessage
+from bridges import BridgeManager, BrokerMessage, InvalidMessage
 from tables.config import ConfigStore
 
 from . import metrics
 from .broker_messages import dead_letter_document, to_record, uses_transforms
-from .publisher import Publisher
+from .publisher import Publisher, RecordTooLarge
 from .transforms import in_transform_thread
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,10 @@ class Bridges:
                         event_id=lambda key: self.publisher.mint_event_id(str(source["project_id"]), key))
         # A source's JavaScript runs on the transforms' thread, never on the event loop.
         record = await in_transform_thread(build) if uses_transforms(source) else build()
-        await self.publisher.publish(record)
+        try:
+            await self.publisher.publish(record)
+        except RecordTooLarge as exc:
+            raise InvalidMessage(f"message too large: {exc}") from exc
 
     async def dead_letter(self, source: Mapping[str, Any], message: BrokerMessage, reason: str) -> None:
         log.info("dead-lettering message %s of source %s: %s", message.message_id, source.get("uid"), reason)

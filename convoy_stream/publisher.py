@@ -27,8 +27,21 @@ log = logging.getLogger(__name__)
 EXPIRE_DEAD_LETTERS = "expire_dead_letters"
 
 
+#: The largest ingest record accepted, JSON-encoded. Kafka refuses records over about
+#: 1 MB by default (`message.max.bytes`), and the pipeline writes each event again, larger
+#: (the stored row lists its deliveries), on topics created with `DOWNSTREAM_MAX_BYTES`.
+MAX_RECORD_BYTES = 1_000_000
+
+#: `max.message.bytes` of the topics the pipeline writes (changelogs, deliveries).
+DOWNSTREAM_MAX_BYTES = 8 * 1024 * 1024
+
+
 class KafkaUnavailable(Exception):
     """Kafka did not acknowledge the write in time; nothing was accepted."""
+
+
+class RecordTooLarge(Exception):
+    """The event is larger than `MAX_RECORD_BYTES`: the sender's mistake (413), never retried."""
 
 
 class Publisher:
@@ -79,14 +92,21 @@ class Publisher:
             record.config_offset = self.config_position()
         key = scoped(record.project_id, record.uid)
         partition = partition_of(key, self.partitions)
-        await self._send(self.ingest_topic, orjson.dumps(key), record.dumps(), partition)
+        value = record.dumps()
+        if len(value) > MAX_RECORD_BYTES:
+            raise RecordTooLarge(f"event of {len(value)} bytes encoded, more than {MAX_RECORD_BYTES}")
+        await self._send(self.ingest_topic, orjson.dumps(key), value, partition)
         metrics.record_produced(self.ingest_topic)
 
     async def dead_letter(self, document: dict[str, Any]) -> dict[str, Any]:
         """Durably record a message that can never become an event (keyed like events)."""
         document = {"uid": mint_id(None, self.partitions), **document}
         key = scoped(str(document.get("project_id", "")), document["uid"])
-        await self._send(self.dead_letter_topic, orjson.dumps(key), orjson.dumps(document), partition_of(key, self.partitions))
+        value = orjson.dumps(document)
+        if len(value) > MAX_RECORD_BYTES:  # keep the reason and the start of the message
+            document = {**document, "original": str(document.get("original", ""))[:64 * 1024], "original_truncated": True}
+            value = orjson.dumps(document)
+        await self._send(self.dead_letter_topic, orjson.dumps(key), value, partition_of(key, self.partitions))
         metrics.record_produced(self.dead_letter_topic)
         metrics.record_dead_letter(str(document.get("source_id") or ""))
         return document
@@ -107,9 +127,12 @@ class Publisher:
             raise KafkaUnavailable(str(exc) or type(exc).__name__) from exc
 
 
-async def ensure_topics(bootstrap: str, names: list[str], partitions: int, *, compacted: bool = False) -> None:
+async def ensure_topics(bootstrap: str, names: list[str], partitions: int, *, compacted: bool = False,
+                        max_message_bytes: int | None = None) -> None:
     """Create the pipeline topics with the partition count ids are minted for."""
     configs = {"cleanup.policy": "compact"} if compacted else {}
+    if max_message_bytes:
+        configs["max.message.bytes"] = str(max_message_bytes)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:

@@ -24,13 +24,12 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
-from .envelope import ApiError
+from .envelope import TOO_LARGE, ApiError
 
 CHUNK = 64 * 1024
 DEFAULT_READ_TIMEOUT = 10.0
 DEFAULT_TOTAL_TIMEOUT = 60.0
 
-TOO_LARGE = "request body too large"
 TOO_SLOW = "request body not received in time"
 MALFORMED = "malformed request body"
 

@@ -13,11 +13,14 @@ from typing import Any, Awaitable, Callable
 import orjson
 from aiohttp import web
 
-from ..publisher import KafkaUnavailable
+from ..publisher import KafkaUnavailable, RecordTooLarge
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: Convoy's 413 message (PR #2095), for a body over the project's limit or too large for Kafka.
+TOO_LARGE = "request body too large"
 
 
 class ApiError(Exception):
@@ -49,6 +52,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         return error(exc.status, exc.message, exc.headers)
+    except RecordTooLarge:
+        return error(413, TOO_LARGE)
     except KafkaUnavailable as exc:
         log.warning("kafka unavailable for %s %s: %s", request.method, request.path, exc)
         return error(503, "event store unavailable, retry later", {"Retry-After": "1"})

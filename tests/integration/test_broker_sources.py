@@ -227,3 +227,33 @@ def test_test_function_shows_the_transformed_payload_and_console(project: Api) -
     headers = project.post("/sources/test_function", {"payload": {"x-a": "1"}, "type": "header",
                                                       "function": "function transform(h) { return {n: 1}; }"})
     assert headers.status_code == 400 and "string values" in headers.json()["message"]
+
+
+def test_a_message_too_large_for_an_event_is_dead_lettered_and_the_queue_moves_on(project: Api, rabbitmq: Any) -> None:
+    """RabbitMQ takes messages far past Kafka's record size: such a message can never become an
+    event, so it is dead-lettered (its start kept) instead of being redelivered forever."""
+    queue = f"q-{secrets.token_hex(4)}"
+    target = endpoint(project, "solo-" + secrets.token_hex(2))["uid"]
+    create_source(project, {"type": "amqp", "amqp": {"schema": "amqp", "host": "127.0.0.1", "port": "5672", "vhost": "", "queue": queue,
+                                                     "auth": {"user": "guest", "password": "guest"},
+                                                     "bindExchange": {"exchange": "", "routingKey": ""}}})
+    tag = secrets.token_hex(4)
+    big = json.dumps({"endpoint_id": target, "event_type": "big", "data": {"blob": "z" * (1200 * 1024)}}).encode()
+    small = json.dumps({"endpoint_id": target, "event_type": "small", "data": {"n": 1}}).encode()
+
+    async def publish() -> None:
+        connection = await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/")
+        async with connection:
+            channel = await connection.channel()
+            await channel.declare_queue(queue, durable=True)
+            for name, body in ((f"big-{tag}", big), (f"small-{tag}", small)):
+                await channel.default_exchange.publish(aio_pika.Message(body, message_id=name), routing_key=queue)
+    asyncio.run(publish())
+
+    def dead() -> list[dict[str, Any]]:
+        return [d for d in project.get("/dead-letters").json()["data"]["content"] if d["broker_message_id"] == f"big-{tag}"]
+    [letter] = eventually(dead, timeout=30)
+    assert "too large" in letter["reason"] and letter["original_truncated"] is True
+    assert big.decode().startswith(letter["original"]) and len(letter["original"]) == 64 * 1024
+    [event] = eventually(lambda: project.get("/events", params={"brokerMessageId": f"small-{tag}"}).json()["data"]["content"], timeout=30)
+    assert event["event_type"] == "small"

@@ -258,3 +258,35 @@ def test_event_type_location_and_twitter_crc(incoming: Api, worker: Any, kafka_b
     stored = incoming.get(f"/sources/{twitter['uid']}").json()["data"]
     assert stored["provider_config"]["twitter"]["crc_verified_at"]
     assert stored["verifier"]["hmac"]["secret"] == "[REDACTED]"
+
+
+def test_bodies_too_large_for_kafka_are_413_and_the_largest_allowed_are_delivered(
+        make_project: Callable[..., Api], worker: Any, kafka_broker: Any, app_id: str) -> None:
+    """A project may allow bodies past what a Kafka record holds (1 MB by default): those are
+    the client's mistake (413), never "Kafka unavailable"; a body just under the cap travels
+    the whole pipeline (a stored event row and a delivery record each hold a copy)."""
+    api = make_project("incoming", max_payload_read_size=4 * 1024 * 1024)
+    source = make_source(api)  # with a subscription to a sink
+    huge = json.dumps({"blob": "x" * (2 * 1024 * 1024)}).encode()
+    response = post(worker.url, source, huge, {"Content-Type": "application/json"})
+    assert response.status_code == 413, response.text
+    assert response.json()["message"] == "request body too large"
+
+    outgoing = make_project()
+    endpoint = outgoing.post("/endpoints", {"name": "e", "url": "https://example.com/e"}).json()["data"]["uid"]
+    rest = outgoing.post("/events", {"endpoint_id": endpoint, "event_type": "big", "data": {"blob": "x" * (2 * 1024 * 1024)}})
+    assert rest.status_code == 413, rest.text
+
+    marker = secrets.token_hex(4)
+    largest = json.dumps({"marker": marker, "blob": "y" * (900 * 1024)}).encode()
+    assert post(worker.url, source, largest, {"Content-Type": "application/json"}).status_code == 200
+    records = read_topic(kafka_broker.bootstrap, f"{app_id}-deliveries",
+                         until=lambda rs: any(r["data"].get("marker") == marker for r in rs if isinstance(r.get("data"), dict)),
+                         timeout=30)
+    [delivered] = [r for r in records if isinstance(r.get("data"), dict) and r["data"].get("marker") == marker]
+    assert len(delivered["data"]["blob"]) == 900 * 1024
+    # the worker is still processing: a small event after the large one is delivered too
+    after = outgoing.post("/events", {"endpoint_id": endpoint, "event_type": "small", "data": {"n": 1}})
+    assert after.status_code == 201
+    uid = after.json()["data"]["uid"]
+    read_topic(kafka_broker.bootstrap, f"{app_id}-deliveries", until=lambda rs: any(r["event_id"] == uid for r in rs), timeout=30)
