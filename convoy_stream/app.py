@@ -52,6 +52,7 @@ def create_app(settings: Settings) -> ConvoyApp:
         canonical_url=f"http://{settings.host}:{settings.port}",
         topic_partitions=settings.partitions,
         topic_replication_factor=1,
+        table_standby_replicas=settings.standby_replicas,
         key_serializer="json",
         value_serializer="orjson",
         producer_acks=-1,

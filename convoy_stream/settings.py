@@ -34,6 +34,11 @@ class Settings:
     admin_token: str = ""
     app_id: str = "convoy-stream"
     partitions: int = 8
+    #: Standby copies of each table partition kept warm on other workers (Faust's
+    #: `table_standby_replicas`). 0, as Kafka Streams defaults: a standby applies every
+    #: changelog record the active worker writes, which doubled the CPU per event with two
+    #: workers; without one, a partition's new owner replays its changelog on takeover.
+    standby_replicas: int = 0
     public_url: str = ""
     #: Kafka acknowledgement wait before an HTTP request answers 503.
     publish_timeout: float = 10.0
@@ -74,6 +79,7 @@ class Settings:
             admin_token=os.environ.get("CONVOY_STREAM_ADMIN_TOKEN", ""),
             app_id=os.environ.get("CONVOY_STREAM_APP_ID", "convoy-stream"),
             partitions=_env_int("CONVOY_STREAM_PARTITIONS", 8),
+            standby_replicas=_env_int("CONVOY_STREAM_STANDBY_REPLICAS", 0),
             public_url=os.environ.get("CONVOY_STREAM_PUBLIC_URL", ""),
             publish_timeout=_env_float("CONVOY_STREAM_PUBLISH_TIMEOUT", 10.0),
             session_timeout=_env_float("CONVOY_STREAM_SESSION_TIMEOUT", 6.0),
