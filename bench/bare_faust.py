@@ -4,7 +4,8 @@ Same Faust version, the same broker settings as convoy-stream's app (`convoy_str
 JSON keys and values, acks=all, the short consumer-group timings, commit every 1000 records
 or 0.5 s) and the same topic definition (`key_type=str`, `value_type=IngestRecord`, so each
 value is decoded into the same record class the product decodes), one agent over all
-partitions. No tables, no sends, no web server.
+partitions. No tables, no sends, no web server. The garbage collector is tuned as in the
+product's worker (`convoy_stream.cli.tune_gc`).
 
 Run by `bench/run.py` with the environment:
   KAFKA_BOOTSTRAP_SERVERS, BARE_APP_ID (its consumer group), BARE_TOPIC (an already filled
@@ -22,6 +23,7 @@ from pathlib import Path
 import faust
 from faust.worker import Worker
 
+from convoy_stream.cli import tune_gc
 from convoy_stream.records import IngestRecord
 from convoy_stream.settings import Settings
 
@@ -78,4 +80,6 @@ async def bare(stream):  # type: ignore[no-untyped-def]
 
 
 if __name__ == "__main__":
-    Worker(app, loglevel="warning", quiet=True).execute_from_commandline()
+    worker = Worker(app, loglevel="warning", quiet=True)
+    tune_gc()
+    worker.execute_from_commandline()

@@ -3,6 +3,7 @@ of the request body, then answers 201. No auth, no validation, no record buildin
 
 Producer settings match convoy-stream's `Publisher` (acks=all, linger_ms=0, idempotence on),
 so the difference to the product is everything the product does besides the Kafka write.
+The garbage collector is tuned as in the product's worker (`convoy_stream.cli.tune_gc`).
 
     python bench/baseline_server.py --port 8080 --bootstrap 127.0.0.1:9092 --topic bench-baseline
 """
@@ -15,6 +16,8 @@ import signal
 
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
+
+from convoy_stream.cli import tune_gc
 
 ANSWER = b'{"status":true,"message":"accepted"}'
 
@@ -54,6 +57,7 @@ def main() -> None:
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--topic", required=True)
     args = parser.parse_args()
+    tune_gc()
     asyncio.run(serve(args.port, args.bootstrap, args.topic))
 
 
