@@ -50,18 +50,13 @@ class IngestRecord(faust.Record, serializer="orjson"):
         (a missing field, another type, a subclass) takes Faust's own path and its errors.
         """
         if cls is IngestRecord and type(data) is dict and _REQUIRED.issubset(data):
-            record = cls.__new__(cls)
-            fields = record.__dict__
-            fields.update(_DEFAULTS)
-            fields.update(data)
-            fields.pop("__faust", None)
-            fields["__evaluated_fields__"] = set()
-            return record
+            data = dict(data)
+            data.pop("__faust", None)
+            return _assemble(cls, data)
         return super().from_data(data, preferred_type=preferred_type)
 
 
 _REQUIRED = frozenset(f for f in IngestRecord._options.fields if f not in IngestRecord._options.defaults)
-_DEFAULTS = dict(IngestRecord._options.defaults)
 
 
 class Delivery(faust.Record, serializer="orjson"):
@@ -81,6 +76,21 @@ class Delivery(faust.Record, serializer="orjson"):
     idempotency_key: str = ""
     broker_message_id: str = ""
     url: str = ""
+
+    @classmethod
+    def build(cls, **fields: Any) -> "Delivery":
+        """A delivery from trusted values (`routing.build_deliveries`), without Faust's per-field setters."""
+        return _assemble(cls, fields)
+
+
+def _assemble(cls: type, fields: dict[str, Any]) -> Any:
+    """The record Faust's `__init__` would build: every field in `__dict__`, defaults for absent ones."""
+    record = cls.__new__(cls)
+    state = record.__dict__
+    state.update(cls._options.defaults)  # type: ignore[attr-defined]
+    state.update(fields)
+    state["__evaluated_fields__"] = set()
+    return record
 
 
 def event_document(record: IngestRecord, *, is_duplicate: bool, deliveries: list[Delivery], status: str) -> dict[str, Any]:

@@ -126,7 +126,7 @@ def build_deliveries(record: IngestRecord, matches_: list[Match]) -> list[Delive
     deliveries = []
     for match in matches_:
         subscription, endpoint = match.subscription, match.endpoint
-        deliveries.append(Delivery(
+        deliveries.append(Delivery.build(
             uid=delivery_uid(record.uid, subscription["uid"]),
             event_id=record.uid,
             project_id=record.project_id,

@@ -28,6 +28,7 @@ from aiokafka.partitioner import murmur2
 from aiokafka.structs import TopicPartition
 from rocksdict import WriteBatch
 
+from .codecs import dumps_record
 from .ingestion import Tables
 
 #: A row this batch deletes.
@@ -127,9 +128,8 @@ class Batch:
 
     def add_delivery(self, key: str, value: Any, partitions: int) -> None:
         """Queue a delivery record, serialized and partitioned as `delivery_topic.send` would."""
-        key_bytes, headers = self._topic.prepare_key(key, None)
-        value_bytes, headers = self._topic.prepare_value(value, None, headers=headers)
-        self._deliveries[_partition(key_bytes, partitions)].append((key_bytes, value_bytes, _header_list(headers)))
+        key_bytes = self._topic.prepare_key(key, None)[0]
+        self._deliveries[_partition(key_bytes, partitions)].append((key_bytes, dumps_record(value), []))
         self.delivery_count += 1
 
     async def write(self, producer: Any, delivery_topic_name: str) -> None:
@@ -190,9 +190,3 @@ async def _submit(producer: Any, builder: Any, topic: str, partition: int, count
 def _partition(key: bytes, partitions: int) -> int:
     """Kafka's default partitioner; deliveries are keyed by endpoint id, so the same few keys recur."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
-
-
-def _header_list(headers: Any) -> list[tuple[str, bytes]]:
-    if not headers:
-        return []
-    return list(headers.items()) if isinstance(headers, dict) else list(headers)

@@ -15,8 +15,10 @@ import orjson
 import pytest
 from rocksdict import Options, Rdict
 
+from convoy_stream.codecs import dumps_record
 from convoy_stream.ids import scoped
 from convoy_stream.ingestion import Tables, ingest
+from convoy_stream.records import Delivery, IngestRecord
 from convoy_stream.table_writes import Batch
 from tests.unit.test_ingestion import CONFIG, P, record
 
@@ -83,3 +85,20 @@ def test_deletes_hide_stored_rows_until_written(stored: Tables) -> None:
         del view["a"]
     view["a"] = {"x": 2}
     assert view["a"] == {"x": 2}
+
+
+def test_records_built_without_fausts_setters_are_the_records_faust_builds() -> None:
+    """The pipeline's fast paths (`IngestRecord.from_data`, `Delivery.build`, `dumps_record`)
+    must produce exactly what Faust's own would: the same fields, the same bytes on the wire."""
+    fields = dict(uid="d1", event_id="e1", project_id=P, endpoint_id="ep", subscription_id="s", event_type="t",
+                  status="Scheduled", headers={"x-a": "1"}, data={"k": [1, "é", {"z": None}]}, created_at="2026",
+                  idempotency_key="k", url="https://example.com")
+    built, faust_built = Delivery.build(**fields), Delivery(**fields)
+    assert built.__dict__ == faust_built.__dict__ and built.broker_message_id == ""
+    assert dumps_record(built) == faust_built.dumps()
+    original = record(idempotency_key="k", dedup_key=f"{P}:k", headers={"a": "b"})
+    decoded = IngestRecord.from_data(orjson.loads(original.dumps()))
+    assert decoded.__dict__ == original.__dict__ and decoded.dumps() == original.dumps()
+    assert decoded.raw is None and decoded.config_offset == -1
+    with pytest.raises(TypeError):  # a record missing fields still fails as Faust fails it
+        IngestRecord.from_data({"uid": "x"})
