@@ -4,6 +4,7 @@ everything resumes without a manual step."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import threading
 import time
@@ -11,6 +12,8 @@ from collections import defaultdict
 from typing import Any
 
 import boto3
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 import httpx
 import pytest
 
@@ -81,6 +84,38 @@ def setup(base: str) -> tuple[Api, str, Api, dict[str, Any]]:
     return out, endpoint, incoming, source
 
 
+def where_are(bootstrap: str, app_id: str, uids: set[str]) -> str:
+    """For a failure message: where the missing events are in the ingest topic and the events
+    changelog, and the consumer group's committed offsets."""
+    async def scan() -> str:
+        found: dict[str, list[str]] = {"ingest": [], "events-changelog": []}
+        for name in found:
+            consumer = AIOKafkaConsumer(f"{app_id}-{name}", bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                        enable_auto_commit=False, group_id=None)
+            await consumer.start()
+            try:
+                idle = 0
+                while idle < 3:
+                    batches = await consumer.getmany(timeout_ms=300)
+                    idle = 0 if batches else idle + 1
+                    for tp, messages in batches.items():
+                        for m in messages:
+                            key = (m.key or b"").decode()
+                            if any(uid in key for uid in uids):
+                                found[name].append(f"p{tp.partition}@{m.offset}")
+            finally:
+                await consumer.stop()
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            committed = await admin.list_consumer_group_offsets(app_id)
+        finally:
+            await admin.close()
+        ingest_committed = sorted((tp.partition, meta.offset) for tp, meta in committed.items() if tp.topic == f"{app_id}-ingest")
+        return f"in ingest: {found['ingest']}\nin events changelog: {found['events-changelog']}\ncommitted: {ingest_committed}"
+    return asyncio.run(scan())
+
+
 def check_nothing_lost(load: Load, bootstrap: str, app_id: str, out: Api, incoming: Api, source: dict[str, Any]) -> None:
     assert len(load.accepted) > 20 and len(load.webhooks_accepted) > 20
     # every acknowledged REST event is stored once, duplicates of a key are marked so
@@ -90,10 +125,8 @@ def check_nothing_lost(load: Load, bootstrap: str, app_id: str, out: Api, incomi
         missing = [uid for uid in missing if out.get(f"/events/{uid}").status_code != 200]
         time.sleep(0.5)
     if missing:
-        ingest = read_topic(bootstrap, f"{app_id}-ingest", until=lambda rs: True, timeout=3)
-        in_topic = [r for r in ingest if r.get("uid") in missing]
-        pytest.fail(f"{len(missing)} acknowledged events not stored: {missing[:5]}; in the ingest topic: {len(in_topic)}; "
-                    f"answers: {[out.get(f'/events/{uid}').text[:200] for uid in missing[:3]]}")
+        pytest.fail(f"{len(missing)} acknowledged events not stored: {missing[:5]}; answers: "
+                    f"{[out.get(f'/events/{uid}').text[:200] for uid in missing[:3]]}\n{where_are(bootstrap, app_id, set(missing))}")
     stored = [out.get(f"/events/{uid}").json()["data"] for uid in load.accepted]
     originals = defaultdict(int)
     for event in stored:
