@@ -127,6 +127,48 @@ class Publisher:
             raise KafkaUnavailable(str(exc) or type(exc).__name__) from exc
 
 
+async def anchor_group(bootstrap: str, group: str, topic: str, partitions: int) -> None:
+    """Give each empty partition of `topic` a committed offset of 1 for `group`.
+
+    Faust 0.15 loses records on a partition its group never committed: a rebalance drops
+    what was fetched but not yet processed and re-reads from the committed offset, but
+    aiokafka seeks only to committed offsets above 0, so the dropped records are skipped and
+    the next commit goes past them (seen in the two-worker crash test: the first record of a
+    partition never stored). So, before a worker consumes, an empty partition gets one
+    harmless record (an expire command for no event) and the group commits past it.
+    """
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from .ingestion import EXPIRE
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    producer: AIOKafkaProducer | None = None
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        empty = [tp for tp in tps if ends[tp] == 0 and await consumer.committed(tp) is None]
+        if not empty:
+            return
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+        await producer.start()
+        anchor = IngestRecord(uid="anchor", project_id="", kind=EXPIRE, event_type="", data=[], created_at="").dumps()
+        offsets = {}
+        for tp in empty:
+            sent = await producer.send_and_wait(topic, value=anchor, key=b'"anchor"', partition=tp.partition)
+            if sent.offset == 0:  # nothing else landed first: committing past it skips nothing
+                offsets[tp] = 1
+        if offsets:
+            await consumer.commit(offsets)
+    except KafkaError as exc:  # a worker of the group is already consuming (and so has anchored)
+        log.info("consumer group %s not anchored: %s", group, exc)
+    finally:
+        if producer is not None:
+            await producer.stop()
+        await consumer.stop()
+
+
 async def ensure_topics(bootstrap: str, names: list[str], partitions: int, *, compacted: bool = False,
                         max_message_bytes: int | None = None) -> None:
     """Create the pipeline topics with the partition count ids are minted for."""
