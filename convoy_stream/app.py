@@ -15,6 +15,7 @@ from mode import Service
 
 from tables.config import ConfigStore
 
+from .agent_acks import AgentAckedTopic
 from .ids import partition_of
 from .ingestion import Tables
 from .publisher import DOWNSTREAM_MAX_BYTES, Publisher, anchor_group, ensure_topics
@@ -96,8 +97,8 @@ def create_app(settings: Settings) -> ConvoyApp:
 settings = Settings.from_env()
 app = create_app(settings)
 
-ingest_topic = app.topic(
-    f"{settings.app_id}-ingest", key_type=str, value_type=IngestRecord,
+ingest_topic = AgentAckedTopic(
+    app, topics=[f"{settings.app_id}-ingest"], key_type=str, value_type=IngestRecord,
     key_serializer="json", partitions=settings.partitions,
 )
 delivery_topic = app.topic(
@@ -105,8 +106,8 @@ delivery_topic = app.topic(
     key_serializer="json", partitions=settings.partitions,
 )
 
-dead_letter_topic = app.topic(
-    f"{settings.app_id}-dead-letters", key_type=str, value_type=None,
+dead_letter_topic = AgentAckedTopic(
+    app, topics=[f"{settings.app_id}-dead-letters"], key_type=str, value_type=None,
     key_serializer="json", value_serializer="orjson", partitions=settings.partitions,
 )
 

@@ -8,6 +8,7 @@ from typing import Any, AsyncIterable
 
 from . import metrics
 from .app import active_keys, app, dead_letter_topic, dead_letters_table, delivery_topic, ingest_topic, settings
+from .agent_acks import release
 from .ingestion import ingest
 from .ids import scoped
 from .publisher import EXPIRE_DEAD_LETTERS
@@ -36,8 +37,8 @@ BATCH_WITHIN = 0.005
 async def process(records: Any) -> None:
     """Dedup, store and route each record; write a batch's rows and deliveries together.
 
-    A batch's records are acknowledged (their offsets committable) only when
-    `Batch.write` returns, that is once Kafka holds every row and delivery of it.
+    A batch's records become committable only when `Batch.write` returns, that is
+    once Kafka holds every row and delivery of it (`agent_acks`).
     """
     tables = app.event_tables
     # Never route with an empty config view (a worker starting on a backlog).
@@ -55,6 +56,7 @@ async def process(records: Any) -> None:
             for delivery in ingest(record, config=app.config_store, tables=batch.tables(event.message.partition)):
                 batch.add_delivery(delivery.endpoint_id, delivery, partitions)
         await batch.write(app.producer._ensure_producer(), produced)
+        release(events)
         metrics.record_produced(produced, batch.delivery_count)
 
 
@@ -62,13 +64,15 @@ async def process(records: Any) -> None:
 async def keep_dead_letters(stream: AsyncIterable[Any]) -> None:
     """Dead letters become listable: `GET /api/v1/projects/{id}/dead-letters`."""
     consumed = dead_letter_topic.get_topic_name()
-    async for key, document in stream.items():  # type: ignore[attr-defined]
+    async for event in stream.events():  # type: ignore[attr-defined]
         metrics.record_consumed(consumed)
+        key, document = event.key, event.value
         if isinstance(document, dict) and EXPIRE_DEAD_LETTERS in document:
             for uid in document[EXPIRE_DEAD_LETTERS]:
                 dead_letters_table.pop(scoped(document["project_id"], uid), None)
         else:
             dead_letters_table[key] = document
+        release([event])
 
 
 @app.timer(interval=settings.retention_sweep_interval)
