@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from functools import lru_cache
-from typing import Any, Iterator, MutableMapping
+from typing import Any, Coroutine, Iterator, MutableMapping
 
 from aiokafka.partitioner import murmur2
 from aiokafka.structs import TopicPartition
@@ -132,13 +132,17 @@ class Batch:
         self._deliveries[_partition(key_bytes, partitions)].append((key_bytes, dumps_record(value), []))
         self.delivery_count += 1
 
-    async def write(self, producer: Any, delivery_topic_name: str) -> None:
-        """Store the rows and send the changelog and delivery records; return once Kafka has them all.
+    async def send(self, producer: Any, delivery_topic_name: str) -> Coroutine[Any, Any, None]:
+        """Store the rows and hand the changelog and delivery records to the producer.
 
-        RocksDB is written first, as Faust does: if Kafka then fails, the error stops the
-        agent before these records are acknowledged, and their redelivery finds the rows
-        stored and sends them again (`ingestion.ingest`). The changelog offset Faust
-        resumes recovery from is written last, once the broker has the rows.
+        Returns the confirmation: awaiting it returns once Kafka has every record, and
+        only then records the changelog offsets Faust resumes recovery from. The agent
+        awaits confirmations in order while it already works on the next batch
+        (`agent_acks.InOrderReleases`); the next batch reads these rows from RocksDB.
+
+        RocksDB is written first, as Faust does: if Kafka then fails, these records are
+        never acknowledged, and their redelivery finds the rows stored and sends them
+        again (`ingestion.ingest`).
         """
         sent: list[tuple[asyncio.Future, int, Any, TopicPartition | None]] = []  # future, records, store, changelog
         for writes in (self._writes.events, self._writes.idempotency, self._writes.broker_ids):
@@ -155,13 +159,17 @@ class Batch:
                 sent += [(f, n, store, tp) for f, n in await _send(producer, topic, partition, [(k, v, []) for k, v in rows])]
         for partition, records in self._deliveries.items():
             sent += [(f, n, None, None) for f, n in await _send(producer, delivery_topic_name, partition, records)]
-        results = await asyncio.gather(*(f for f, _, _, _ in sent))
-        last: dict[TopicPartition, tuple[Any, int]] = {}
-        for metadata, (_, count, store, tp) in zip(results, sent):
-            if tp is not None:
-                last[tp] = (store, max(last.get(tp, (None, -1))[1], metadata.offset + count - 1))
-        for tp, (store, offset) in last.items():
-            store.set_persisted_offset(tp, offset)
+        return _confirm(sent)
+
+
+async def _confirm(sent: list[tuple[asyncio.Future, int, Any, TopicPartition | None]]) -> None:
+    results = await asyncio.gather(*(f for f, _, _, _ in sent))
+    last: dict[TopicPartition, tuple[Any, int]] = {}
+    for metadata, (_, count, store, tp) in zip(results, sent):
+        if tp is not None:
+            last[tp] = (store, max(last.get(tp, (None, -1))[1], metadata.offset + count - 1))
+    for tp, (store, offset) in last.items():
+        store.set_persisted_offset(tp, offset)
 
 
 async def _send(producer: Any, topic: str, partition: int,
