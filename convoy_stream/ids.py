@@ -20,6 +20,7 @@ import secrets
 import string
 import time
 from collections.abc import Iterable
+from functools import lru_cache
 
 from aiokafka.partitioner import murmur2
 from ulid import ULID
@@ -35,7 +36,14 @@ _round_robin = itertools.count()
 
 def partition_for(key: str, partitions: int) -> int:
     """The partition Kafka's default partitioner picks for a JSON-serialized key."""
-    return (murmur2(json.dumps(key).encode()) & 0x7FFFFFFF) % partitions
+    return kafka_partition(json.dumps(key).encode(), partitions)
+
+
+@lru_cache(maxsize=65536)
+def kafka_partition(key: bytes, partitions: int) -> int:
+    """Kafka's default partitioner. Cached: delivery records are keyed by endpoint id, so
+    the same few keys recur in every batch."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def partition_of(key: str, partitions: int) -> int:

@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from functools import lru_cache
 from typing import Any, Coroutine, Iterator, MutableMapping
 
-from aiokafka.partitioner import murmur2
 from aiokafka.structs import TopicPartition
 from rocksdict import WriteBatch
 
 from .codecs import dumps_record
+from .ids import kafka_partition
 from .ingestion import Tables
 
 #: A row this batch deletes.
@@ -129,7 +128,7 @@ class Batch:
     def add_delivery(self, key: str, value: Any, partitions: int) -> None:
         """Queue a delivery record, serialized and partitioned as `delivery_topic.send` would."""
         key_bytes = self._topic.prepare_key(key, None)[0]
-        self._deliveries[_partition(key_bytes, partitions)].append((key_bytes, dumps_record(value), []))
+        self._deliveries[kafka_partition(key_bytes, partitions)].append((key_bytes, dumps_record(value), []))
         self.delivery_count += 1
 
     async def send(self, producer: Any, delivery_topic_name: str) -> Coroutine[Any, Any, None]:
@@ -192,9 +191,3 @@ async def _send(producer: Any, topic: str, partition: int,
 async def _submit(producer: Any, builder: Any, topic: str, partition: int, count: int) -> tuple[asyncio.Future, int]:
     builder.close()  # complete: the sender need not linger for more
     return await producer.send_batch(builder, topic, partition=partition), count
-
-
-@lru_cache(maxsize=65536)
-def _partition(key: bytes, partitions: int) -> int:
-    """Kafka's default partitioner; deliveries are keyed by endpoint id, so the same few keys recur."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
