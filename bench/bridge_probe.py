@@ -10,6 +10,9 @@ modes:
           `Publisher.publish` with acks=all) before the loop acks it at the broker
   bare    drain it with the broker's own client doing receive + ack alone, in the same batch
           sizes, nothing else
+  relay   the least any bridge must do: `bare`, plus each message's body produced to the
+          ingest topic (aiokafka, acks=all, idempotent, as the product's publisher) before
+          the batch is acked
   delete  remove the topic/queue/subscription
 
 Prints one line `PROBE_JSON {...}` with the rate from the first received batch to the last ack.
@@ -244,6 +247,19 @@ def _result(count: int, acked: int, first: float, last: float, cpu: float, **ext
 async def bare(cfg: dict[str, Any]) -> dict[str, Any]:
     broker, name, count = cfg["broker"], cfg["name"], cfg["count"]
     acked = 0
+    producer = None
+    if cfg["mode"] == "relay":
+        if broker not in ("kafka", "google"):
+            raise ValueError("relay mode is measured for the batch-pulling brokers, kafka and google")
+        from aiokafka import AIOKafkaProducer
+
+        producer = AIOKafkaProducer(bootstrap_servers=cfg["bootstrap"], acks="all", linger_ms=0, enable_idempotence=True)
+        await producer.start()
+
+    async def forward(bodies: list[bytes]) -> None:
+        """relay mode: every body durable in Kafka before the batch is acked."""
+        if producer is not None:
+            await asyncio.gather(*[await producer.send(cfg["ingest_topic"], body) for body in bodies])
     first = cpu0 = 0.0
     deadline = time.monotonic() + cfg.get("timeout", 300)
 
@@ -265,6 +281,7 @@ async def bare(cfg: dict[str, Any]) -> dict[str, Any]:
                 if not batches:
                     continue
                 started()
+                await forward([r.value for records in batches.values() for r in records])
                 await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
                 acked += sum(len(r) for r in batches.values())
         finally:
@@ -279,6 +296,7 @@ async def bare(cfg: dict[str, Any]) -> dict[str, Any]:
                 if not messages:
                     continue
                 started()
+                await forward([m["Body"].encode() for m in messages])
                 await client.delete_message_batch(QueueUrl=url, Entries=[
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)])
                 acked += len(messages)
@@ -292,6 +310,7 @@ async def bare(cfg: dict[str, Any]) -> dict[str, Any]:
                     await asyncio.sleep(0.2)  # what the bridge does on an empty emulator pull
                     continue
                 started()
+                await forward([m.message.data for m in response.received_messages])
                 await sub.acknowledge(request={"subscription": subscription,
                                                "ack_ids": [m.ack_id for m in response.received_messages]}, timeout=30)
                 acked += len(response.received_messages)
@@ -312,13 +331,15 @@ async def bare(cfg: dict[str, Any]) -> dict[str, Any]:
                         break
         finally:
             await connection.close()
+    if producer is not None:
+        await producer.stop()
     return _result(count, acked, first, time.monotonic(), time.process_time() - cpu0)
 
 
 def main() -> None:
     cfg = json.loads(sys.argv[1])
     mode = cfg["mode"]
-    action = {"fill": fill, "delete": delete, "bridge": bridge, "bare": bare}[mode]
+    action = {"fill": fill, "delete": delete, "bridge": bridge, "bare": bare, "relay": bare}[mode]
     result = asyncio.run(action(cfg))
     print("PROBE_JSON " + json.dumps(result), flush=True)
 
