@@ -15,7 +15,7 @@ from mode import Service
 
 from tables.config import ConfigStore
 
-from .agent_acks import AgentAckedTopic
+from .agent_commits import AgentCommits
 from .ids import partition_of
 from .ingestion import Tables
 from .publisher import DOWNSTREAM_MAX_BYTES, Publisher, anchor_group, ensure_topics
@@ -31,6 +31,7 @@ class ConvoyApp(faust.App):
     publisher: Publisher
     event_tables: Tables
     dead_letters: Any
+    agent_commits: AgentCommits
 
     def on_webserver_init(self, web: Any) -> None:
         from .web.routes import install
@@ -97,8 +98,8 @@ def create_app(settings: Settings) -> ConvoyApp:
 settings = Settings.from_env()
 app = create_app(settings)
 
-ingest_topic = AgentAckedTopic(
-    app, topics=[f"{settings.app_id}-ingest"], key_type=str, value_type=IngestRecord,
+ingest_topic = app.topic(
+    f"{settings.app_id}-ingest", key_type=str, value_type=IngestRecord,
     key_serializer="json", partitions=settings.partitions,
 )
 delivery_topic = app.topic(
@@ -106,10 +107,12 @@ delivery_topic = app.topic(
     key_serializer="json", partitions=settings.partitions,
 )
 
-dead_letter_topic = AgentAckedTopic(
-    app, topics=[f"{settings.app_id}-dead-letters"], key_type=str, value_type=None,
+dead_letter_topic = app.topic(
+    f"{settings.app_id}-dead-letters", key_type=str, value_type=None,
     key_serializer="json", value_serializer="orjson", partitions=settings.partitions,
 )
+#: What the agents wrote decides what is committed on their input topics (agent_commits.py).
+app.agent_commits = AgentCommits([ingest_topic.get_topic_name(), dead_letter_topic.get_topic_name()])
 
 
 def _table(name: str) -> Any:

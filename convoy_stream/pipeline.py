@@ -8,7 +8,7 @@ from typing import Any, AsyncIterable
 
 from . import metrics
 from .app import active_keys, app, dead_letter_topic, dead_letters_table, delivery_topic, ingest_topic, settings
-from .agent_acks import InOrderReleases, release
+from .agent_commits import InOrderReleases
 from .ingestion import ingest
 from .ids import scoped
 from .publisher import EXPIRE_DEAD_LETTERS
@@ -40,14 +40,15 @@ async def process(records: Any) -> None:
     """Dedup, store and route each record; write a batch's rows and deliveries together.
 
     A batch's records become committable only once Kafka holds every row and
-    delivery of it (`agent_acks`); the next batch is processed meanwhile.
+    delivery of it (`agent_commits`); the next batch is processed meanwhile.
     """
     tables = app.event_tables
     # Never route with an empty config view (a worker starting on a backlog).
     await app.config_store.ready.wait()
     consumed, produced = ingest_topic.get_topic_name(), delivery_topic.get_topic_name()
     partitions = settings.partitions
-    releases = InOrderReleases(BATCHES_IN_FLIGHT)
+    app.agent_commits.install(app.consumer)
+    releases = InOrderReleases(BATCHES_IN_FLIGHT, app.agent_commits.written)
     try:
         async for events in records.take_events(BATCH_MAX, within=BATCH_WITHIN):
             metrics.record_consumed(consumed, len(events))
@@ -69,6 +70,7 @@ async def process(records: Any) -> None:
 async def keep_dead_letters(stream: AsyncIterable[Any]) -> None:
     """Dead letters become listable: `GET /api/v1/projects/{id}/dead-letters`."""
     consumed = dead_letter_topic.get_topic_name()
+    app.agent_commits.install(app.consumer)
     async for event in stream.events():  # type: ignore[attr-defined]
         metrics.record_consumed(consumed)
         key, document = event.key, event.value
@@ -77,7 +79,7 @@ async def keep_dead_letters(stream: AsyncIterable[Any]) -> None:
                 dead_letters_table.pop(scoped(document["project_id"], uid), None)
         else:
             dead_letters_table[key] = document
-        release([event])
+        app.agent_commits.written([event])  # Faust flushes its table writes before it commits
 
 
 @app.timer(interval=settings.retention_sweep_interval)

@@ -137,7 +137,7 @@ class Batch:
         Returns the confirmation: awaiting it returns once Kafka has every record, and
         only then records the changelog offsets Faust resumes recovery from. The agent
         awaits confirmations in order while it already works on the next batch
-        (`agent_acks.InOrderReleases`); the next batch reads these rows from RocksDB.
+        (`agent_commits.InOrderReleases`); the next batch reads these rows from RocksDB.
 
         RocksDB is written first, as Faust does: if Kafka then fails, these records are
         never acknowledged, and their redelivery finds the rows stored and sends them

@@ -87,7 +87,7 @@ def test_duplicates_in_one_burst_and_tables_rebuilt_from_the_changelog(kafka_bro
         records = read_topic(kafka_broker.bootstrap, f"{app_id}-deliveries",
                              until=lambda rs: originals <= {r["event_id"] for r in rs}, timeout=30)
         assert {r["event_id"] for r in records} == originals, "a duplicate was delivered"
-        # Processed records are committed (agent_acks holds each until its batch is written):
+        # Processed records are committed (agent_commits counts only what the agent wrote):
         # otherwise every restart would replay the whole topic.
         lag = ingest_lag(kafka_broker.bootstrap, app_id)
         deadline = time.monotonic() + 30

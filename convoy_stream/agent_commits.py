@@ -1,0 +1,177 @@
+"""Which offsets of the agents' input topics may be committed: only what the agents wrote.
+
+Faust commits an offset once the messages before it are acked, and three of its own
+paths get that wrong. Each lost acknowledged events in the two-worker SIGKILL test
+(about 1 run in 17; `tests/integration/test_crash_and_outage.py`):
+
+- During a rebalance a stream *skips* every message it pulls while flow control is
+  suspended or whose consumer generation is stale, and acks it "so the lag does not
+  grow" (`Stream._py_aiter`, `_CStreamIterator.after`). A worker that has just joined
+  skips the first message at its committed offset this way.
+- Its check for a hole at the head of the acked offsets is off by one
+  (`Consumer._new_offset`: `min(acked) - committed > 1`), so one unacked message right
+  at the committed offset is committed over; and while a revoke has popped the
+  committed offset there is no check at all.
+- `Stream.take_events` acks its whole buffer in a `finally`, also when processing raised.
+
+So for these topics `AgentCommits` replaces Faust's answer with its own: the new offset
+is the committed offset advanced over the offsets the agent reported `written`, and
+stops at the first one it did not. A message Faust dropped leaves a hole there; when a
+hole stays (later offsets are written, this one is not) the partition is seeked back to
+it and read again. Replays are harmless: `ingestion.ingest` finds the stored row and
+re-sends the same delivery records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from typing import Any, Callable, Coroutine, Iterable, Sequence
+
+log = logging.getLogger(__name__)
+
+#: A hole at the committed offset lasting this long is a message Faust dropped, not one in
+#: flight (records of a partition are written in order, batches confirmed oldest first).
+HOLE_PATIENCE = 3.0
+#: After seeking back, wait this long for the re-read before seeking again.
+REREAD_PATIENCE = 15.0
+
+
+def advance(written: set[int], committed: int) -> tuple[int, bool]:
+    """The offset to commit next, and whether a hole blocks it.
+
+    `committed` is the next offset to read (Kafka's committed offset). Every offset from
+    it up to the result is written; `written` keeps only the offsets past the result.
+    The hole flag is set when something past the result is written but the result is not.
+    """
+    offset = committed
+    while offset in written:
+        written.discard(offset)
+        offset += 1
+    if written:
+        stale = [o for o in written if o < offset]
+        written.difference_update(stale)
+    return offset, bool(written)
+
+
+class AgentCommits:
+    """The commit decision for the topics whose agents report what they wrote."""
+
+    def __init__(self, topics: Iterable[str], *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.topics = frozenset(topics)
+        self._written: dict[Any, set[int]] = defaultdict(set)
+        self._holes: dict[Any, tuple[int, float]] = {}   # tp -> (offset, first seen)
+        self._rereads: dict[Any, tuple[int, float]] = {}  # tp -> (offset, seeked at)
+        self._clock = clock
+        self._consumer: Any = None
+
+    def written(self, events: Iterable[Any]) -> None:
+        """These events' records are durable in Kafka (rows, deliveries): commit past them."""
+        for event in events:
+            message = event.message
+            self._written[message.tp].add(message.offset)
+
+    def install(self, consumer: Any) -> None:
+        """Make Faust's consumer ask this object for the offsets of our topics (idempotent)."""
+        if self._consumer is consumer:
+            return
+        self._consumer = consumer
+        faust_new_offset = consumer._new_offset
+
+        def new_offset(tp: Any) -> int | None:
+            if tp.topic not in self.topics:
+                return faust_new_offset(tp)
+            # Faust's own bookkeeping for these topics is unused; keep it from growing.
+            consumer._acked[tp].clear()
+            consumer._acked_index[tp].clear()
+            consumer._gap.pop(tp, None)
+            return self.next_offset(tp, consumer._committed_offset[tp])
+
+        consumer._new_offset = new_offset
+
+    def next_offset(self, tp: Any, committed: int | None) -> int | None:
+        """The offset to commit for `tp`, or None; seeks back to a hole that stays."""
+        if committed is None:  # revoked (Faust forgot it) or never committed: nothing is safe
+            return None
+        offset, hole = advance(self._written[tp], committed)
+        if hole:
+            self._on_hole(tp, offset)
+        else:
+            self._holes.pop(tp, None)
+        return offset if offset > committed else None
+
+    def _on_hole(self, tp: Any, offset: int) -> None:
+        now = self._clock()
+        seen_offset, since = self._holes.setdefault(tp, (offset, now))
+        if seen_offset != offset:
+            self._holes[tp] = (offset, now)
+            return
+        reread_offset, at = self._rereads.get(tp, (-1, 0.0))
+        if now - since < HOLE_PATIENCE or (reread_offset == offset and now - at < REREAD_PATIENCE):
+            return
+        self._rereads[tp] = (offset, now)
+        log.warning("offset %s of %s was dropped before it was processed; reading %s from there again",
+                    offset, tp.topic, tp)
+        if self._consumer is not None and tp in self._consumer.assignment():
+            asyncio.ensure_future(self._seek(tp, offset))
+
+    async def _seek(self, tp: Any, offset: int) -> None:
+        try:
+            await self._consumer.seek(tp, offset)
+        except Exception:  # a rebalance in between seeks for us; the next hole tries again
+            log.warning("seeking %s back to %s failed", tp, offset, exc_info=True)
+
+
+class InOrderReleases:
+    """Report each batch written once Kafka confirmed it, oldest batch first.
+
+    The agent goes on with the next batch while Kafka acknowledges this one: waiting
+    for every batch's acks left the worker idle about 5% of the time. At most `limit`
+    batches are unconfirmed; `add` waits for a slot. Once a confirmation fails, no later
+    batch is reported either (none of them becomes committable), and `add` raises the
+    error, as a failed write in the agent did before.
+    """
+
+    def __init__(self, limit: int, written: Callable[[Sequence[Any]], None]) -> None:
+        self._queue: asyncio.Queue[tuple[Coroutine[Any, Any, None], Sequence[Any]] | None] = asyncio.Queue(limit)
+        self._written = written
+        self._task: asyncio.Task[None] | None = None
+        self._failed: BaseException | None = None
+
+    async def add(self, confirmation: Coroutine[Any, Any, None], events: Sequence[Any]) -> None:
+        if self._failed is not None:
+            confirmation.close()
+            raise self._failed
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+        try:
+            await self._queue.put((confirmation, events))
+        except BaseException:  # cancelled while waiting for a slot: this batch stays uncommitted
+            confirmation.close()
+            raise
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Wait (up to `timeout`) for the batches in flight, so a clean stop commits them."""
+        if self._task is None:
+            return
+        await self._queue.put(None)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+        except (asyncio.TimeoutError, asyncio.CancelledError):
+            self._task.cancel()
+
+    async def _run(self) -> None:
+        while (item := await self._queue.get()) is not None:
+            confirmation, events = item
+            if self._failed is not None:
+                confirmation.close()
+                continue
+            try:
+                await confirmation
+            except Exception as exc:
+                log.error("writing a batch to Kafka failed; it and every later batch stay uncommitted: %r", exc)
+                self._failed = exc
+                continue
+            self._written(events)

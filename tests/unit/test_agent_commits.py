@@ -1,0 +1,173 @@
+"""Which ingest offsets may be committed (`agent_commits.py`): only the ones the agent wrote.
+
+Faust's own answer commits records its stream skipped during a rebalance, lets one
+unacked record at the committed offset through (an off-by-one), and commits a batch
+whose processing raised. These tests hold the replacement to the rule a user relies
+on: an acknowledged event's record is never committed before it is stored, and a
+record Faust dropped is read again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from faust.types import TP
+
+from convoy_stream.agent_commits import HOLE_PATIENCE, REREAD_PATIENCE, AgentCommits, InOrderReleases, advance
+
+INGEST = TP("app-ingest", 3)
+
+
+class Message:
+    def __init__(self, tp: TP, offset: int) -> None:
+        self.tp, self.offset = tp, offset
+
+
+class Event:
+    def __init__(self, offset: int, tp: TP = INGEST) -> None:
+        self.message = Message(tp, offset)
+
+
+class Consumer:
+    """The parts of Faust's consumer `AgentCommits` touches."""
+
+    def __init__(self, committed: int | None) -> None:
+        self._committed_offset: dict[TP, int | None] = {INGEST: committed}
+        self._acked: dict[TP, list[int]] = {INGEST: [28, 29, 30]}  # Faust's view: includes skipped acks
+        self._acked_index: dict[TP, set[int]] = {INGEST: {28, 29, 30}}
+        self._gap: dict[TP, Any] = {}
+        self.seeks: list[tuple[TP, int]] = []
+
+    def _new_offset(self, tp: TP) -> int | None:
+        return 999  # Faust's answer: must never be used for the agents' topics
+
+    def assignment(self) -> set[TP]:
+        return {INGEST}
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+
+def test_the_commit_advances_over_written_offsets_and_stops_at_the_first_that_is_not() -> None:
+    written = {10, 11, 12, 14}
+    assert advance(written, 10) == (13, True)  # 13 is missing: 14 waits behind it
+    assert written == {14}
+    written |= {13}
+    assert advance(written, 13) == (15, False)
+    assert advance({5, 6}, 7) == (7, False)  # re-written records below the committed offset
+
+
+def test_faust_acks_do_not_commit_what_the_agent_did_not_write() -> None:
+    consumer = Consumer(committed=28)
+    commits = AgentCommits(["app-ingest"])
+    commits.install(consumer)
+    # Faust skipped (and acked) 28 while the worker joined; the agent wrote 29 and 30.
+    commits.written([Event(29), Event(30)])
+    assert consumer._new_offset(INGEST) is None
+    assert consumer._acked[INGEST] == []  # Faust's list is not left to grow
+    commits.written([Event(28)])  # re-read and written
+    assert consumer._new_offset(INGEST) == 31
+
+
+def test_nothing_is_committed_while_the_committed_offset_is_unknown() -> None:
+    consumer = Consumer(committed=None)  # Faust pops it while partitions are revoked
+    commits = AgentCommits(["app-ingest"])
+    commits.install(consumer)
+    commits.written([Event(28), Event(29)])
+    assert consumer._new_offset(INGEST) is None
+
+
+def test_other_topics_keep_faust_commits() -> None:
+    consumer = Consumer(committed=28)
+    commits = AgentCommits(["app-ingest"])
+    commits.install(consumer)
+    assert consumer._new_offset(TP("app-events-changelog", 3)) == 999
+
+
+def test_a_hole_that_stays_is_read_again_once() -> None:
+    async def scenario() -> list[tuple[TP, int]]:
+        now = [100.0]
+        consumer = Consumer(committed=28)
+        commits = AgentCommits(["app-ingest"], clock=lambda: now[0])
+        commits.install(consumer)
+        commits.written([Event(29), Event(30)])
+        assert consumer._new_offset(INGEST) is None
+        now[0] += HOLE_PATIENCE / 2
+        consumer._new_offset(INGEST)  # maybe still in flight: wait
+        await asyncio.sleep(0)
+        assert consumer.seeks == []
+        now[0] += HOLE_PATIENCE
+        consumer._new_offset(INGEST)
+        consumer._new_offset(INGEST)  # one seek, not one per commit
+        await asyncio.sleep(0)
+        assert consumer.seeks == [(INGEST, 28)]
+        now[0] += REREAD_PATIENCE + 1  # the re-read did not fill it: try again
+        consumer._new_offset(INGEST)
+        await asyncio.sleep(0)
+        return consumer.seeks
+
+    assert asyncio.run(scenario()) == [(INGEST, 28), (INGEST, 28)]
+
+
+def test_batches_are_written_oldest_first_even_when_a_later_one_is_confirmed_first() -> None:
+    async def scenario() -> list[int]:
+        written: list[int] = []
+        first_sent, second_sent = asyncio.Event(), asyncio.Event()
+
+        async def confirmed(sent: asyncio.Event) -> None:
+            await sent.wait()
+
+        releases = InOrderReleases(4, lambda events: written.extend(e.message.offset for e in events))
+        await releases.add(confirmed(first_sent), [Event(1), Event(2)])
+        await releases.add(confirmed(second_sent), [Event(3)])
+        second_sent.set()
+        await asyncio.sleep(0.01)
+        assert written == []  # the second batch waits for the first
+        first_sent.set()
+        await releases.close()
+        return written
+
+    assert asyncio.run(scenario()) == [1, 2, 3]
+
+
+def test_a_failed_write_holds_its_batch_and_every_later_one_and_stops_the_agent() -> None:
+    async def scenario() -> list[int]:
+        written: list[int] = []
+
+        async def ok() -> None:
+            pass
+
+        async def kafka_down() -> None:
+            raise ConnectionError("broker unreachable")
+
+        releases = InOrderReleases(4, lambda events: written.extend(e.message.offset for e in events))
+        await releases.add(ok(), [Event(1)])
+        await releases.add(kafka_down(), [Event(2)])
+        await releases.add(ok(), [Event(3)])
+        await asyncio.sleep(0.01)
+        with pytest.raises(ConnectionError):
+            await releases.add(ok(), [Event(4)])
+        await releases.close()
+        return written
+
+    assert asyncio.run(scenario()) == [1]
+
+
+def test_at_most_limit_batches_wait_for_kafka() -> None:
+    async def scenario() -> None:
+        never = asyncio.Event()
+
+        async def unconfirmed() -> None:
+            await never.wait()
+
+        releases = InOrderReleases(2, lambda events: None)
+        for _ in range(3):  # one being awaited, two queued
+            await asyncio.wait_for(releases.add(unconfirmed(), []), 1)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(releases.add(unconfirmed(), []), 0.1)
+        never.set()
+        await releases.close()
+
+    asyncio.run(scenario())
