@@ -18,7 +18,7 @@ from tables.config import ConfigStore
 from .agent_commits import AgentCommits
 from .ids import partition_of
 from .ingestion import Tables
-from .publisher import DOWNSTREAM_MAX_BYTES, Publisher, anchor_group, ensure_topics
+from .publisher import DOWNSTREAM_MAX_BYTES, Publisher, anchor_group, anchor_records, ensure_topics
 from .records import Delivery, IngestRecord
 from .settings import Settings
 
@@ -155,7 +155,7 @@ async def create_topics() -> None:
     """
     names = [ingest_topic.get_topic_name(), dead_letter_topic.get_topic_name()]
     await ensure_topics(settings.kafka_bootstrap, names, settings.partitions)
-    await anchor_group(settings.kafka_bootstrap, settings.app_id, ingest_topic.get_topic_name(), settings.partitions)
+    await anchor_group(settings.kafka_bootstrap, settings.app_id, anchor_records(*names), settings.partitions)
     # A delivery record or a stored event row can outgrow the ingest record it came from.
     await ensure_topics(settings.kafka_bootstrap, [delivery_topic.get_topic_name()], settings.partitions,
                         max_message_bytes=DOWNSTREAM_MAX_BYTES)

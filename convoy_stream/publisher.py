@@ -127,25 +127,24 @@ class Publisher:
             raise KafkaUnavailable(str(exc) or type(exc).__name__) from exc
 
 
-async def anchor_group(bootstrap: str, group: str, topic: str, partitions: int) -> None:
-    """Give each empty partition of `topic` a committed offset of 1 for `group`.
+async def anchor_group(bootstrap: str, group: str, anchors: dict[str, bytes], partitions: int) -> None:
+    """Give each empty partition of the `anchors` topics a committed offset of 1 for `group`.
 
-    Faust 0.15 loses records on a partition its group never committed: a rebalance drops
-    what was fetched but not yet processed and re-reads from the committed offset, but
-    aiokafka seeks only to committed offsets above 0, so the dropped records are skipped and
-    the next commit goes past them (seen in the two-worker crash test: the first record of a
-    partition never stored). So, before a worker consumes, an empty partition gets one
-    harmless record (an expire command for no event) and the group commits past it.
+    The agents commit only from a known committed offset (`agent_commits.py`), and Faust
+    learns it when partitions are assigned, but aiokafka seeks to (and Faust records)
+    committed offsets above 0 only. So, before a worker consumes, an empty partition gets
+    one harmless record (its topic's anchor: an expire command for nothing) and the group
+    commits past it. (Before the agents counted their own commits, the records in flight on a partition
+    never committed were skipped after a rebalance: the first record of a partition was
+    lost in the two-worker crash test.)
     """
     from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    from .ingestion import EXPIRE
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
     await consumer.start()
     producer: AIOKafkaProducer | None = None
     try:
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        tps = [TopicPartition(topic, p) for topic in anchors for p in range(partitions)]
         consumer.assign(tps)
         ends = await consumer.end_offsets(tps)
         empty = [tp for tp in tps if ends[tp] == 0 and await consumer.committed(tp) is None]
@@ -153,10 +152,9 @@ async def anchor_group(bootstrap: str, group: str, topic: str, partitions: int) 
             return
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
         await producer.start()
-        anchor = IngestRecord(uid="anchor", project_id="", kind=EXPIRE, event_type="", data=[], created_at="").dumps()
         offsets = {}
         for tp in empty:
-            sent = await producer.send_and_wait(topic, value=anchor, key=b'"anchor"', partition=tp.partition)
+            sent = await producer.send_and_wait(tp.topic, value=anchors[tp.topic], key=b'"anchor"', partition=tp.partition)
             if sent.offset == 0:  # nothing else landed first: committing past it skips nothing
                 offsets[tp] = 1
         if offsets:
@@ -167,6 +165,16 @@ async def anchor_group(bootstrap: str, group: str, topic: str, partitions: int) 
         if producer is not None:
             await producer.stop()
         await consumer.stop()
+
+
+def anchor_records(ingest_topic: str, dead_letter_topic: str) -> dict[str, bytes]:
+    """Each agent input topic's harmless record: an expire command for nothing."""
+    from .ingestion import EXPIRE
+
+    return {
+        ingest_topic: IngestRecord(uid="anchor", project_id="", kind=EXPIRE, event_type="", data=[], created_at="").dumps(),
+        dead_letter_topic: orjson.dumps({"project_id": "", EXPIRE_DEAD_LETTERS: []}),
+    }
 
 
 async def ensure_topics(bootstrap: str, names: list[str], partitions: int, *, compacted: bool = False,

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer
 from google.cloud import pubsub_v1
 
 from tests.conftest import ADMIN_TOKEN, Api
-from tests.support.workers import Worker, eventually
+from tests.support.workers import Worker, all_committed, eventually
 
 GCP_PROJECT = "convoy-stream-e2e"
 
@@ -229,7 +229,8 @@ def test_test_function_shows_the_transformed_payload_and_console(project: Api) -
     assert headers.status_code == 400 and "string values" in headers.json()["message"]
 
 
-def test_a_message_too_large_for_an_event_is_dead_lettered_and_the_queue_moves_on(project: Api, rabbitmq: Any) -> None:
+def test_a_message_too_large_for_an_event_is_dead_lettered_and_the_queue_moves_on(project: Api, rabbitmq: Any,
+                                                                                 bridge_worker: Worker) -> None:
     """RabbitMQ takes messages far past Kafka's record size: such a message can never become an
     event, so it is dead-lettered (its start kept) instead of being redelivered forever."""
     queue = f"q-{secrets.token_hex(4)}"
@@ -257,3 +258,4 @@ def test_a_message_too_large_for_an_event_is_dead_lettered_and_the_queue_moves_o
     assert big.decode().startswith(letter["original"]) and len(letter["original"]) == 64 * 1024
     [event] = eventually(lambda: project.get("/events", params={"brokerMessageId": f"small-{tag}"}).json()["data"]["content"], timeout=30)
     assert event["event_type"] == "small"
+    all_committed(bridge_worker.bootstrap, bridge_worker.app_id, "dead-letters")

@@ -5,20 +5,16 @@ from the changelog topics."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import shutil
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 import pytest
 
 from tests.conftest import ADMIN_TOKEN, Api
-from tests.support.workers import Worker, eventually, read_topic
+from tests.support.workers import Worker, all_committed, eventually, read_topic
 
 KEYS = 40
 COPIES = 3
@@ -50,24 +46,6 @@ def post_burst(api: Api, endpoint_id: str) -> dict[str, list[str]]:
     return uids
 
 
-def ingest_lag(bootstrap: str, app_id: str) -> dict[int, int]:
-    """Records of the ingest topic the worker's consumer group has not committed, per partition."""
-    async def lag() -> dict[int, int]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-        await admin.start()
-        await consumer.start()
-        try:
-            committed = {tp: meta.offset for tp, meta in (await admin.list_consumer_group_offsets(app_id)).items()
-                         if tp.topic == f"{app_id}-ingest"}
-            ends = await consumer.end_offsets([TopicPartition(f"{app_id}-ingest", p) for p in range(8)])
-            return {tp.partition: end - committed.get(tp, 0) for tp, end in ends.items() if end > committed.get(tp, 0)}
-        finally:
-            await consumer.stop()
-            await admin.close()
-    return asyncio.run(lag())
-
-
 def test_duplicates_in_one_burst_and_tables_rebuilt_from_the_changelog(kafka_broker: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
     app_id = "cs-recover-" + secrets.token_hex(3)
     worker = Worker(kafka_broker.bootstrap, tmp_path_factory.mktemp("recover"), app_id, ADMIN_TOKEN).start()
@@ -89,12 +67,7 @@ def test_duplicates_in_one_burst_and_tables_rebuilt_from_the_changelog(kafka_bro
         assert {r["event_id"] for r in records} == originals, "a duplicate was delivered"
         # Processed records are committed (agent_commits counts only what the agent wrote):
         # otherwise every restart would replay the whole topic.
-        lag = ingest_lag(kafka_broker.bootstrap, app_id)
-        deadline = time.monotonic() + 30
-        while lag and time.monotonic() < deadline:
-            time.sleep(0.5)
-            lag = ingest_lag(kafka_broker.bootstrap, app_id)
-        assert not lag, f"uncommitted ingest records per partition: {lag}"
+        all_committed(kafka_broker.bootstrap, app_id, "ingest")
 
         # Lose the disk: the restarted worker must rebuild every table from Kafka.
         worker.stop()

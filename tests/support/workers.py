@@ -135,3 +135,36 @@ def read_topic(bootstrap: str, topic: str, *, until: Callable[[list[dict[str, An
     if not until(records):
         pytest.fail(f"{topic}: condition not met within {timeout}s; {len(records)} records read", pytrace=False)
     return records
+
+
+def all_committed(bootstrap: str, app_id: str, topic: str, timeout: float = 30, partitions: int = 8) -> None:
+    """Wait until the worker group has committed every record of `<app_id>-<topic>`.
+
+    The agents commit only what they wrote (`agent_commits.py`): a record left uncommitted
+    would be processed again at every restart.
+    """
+    from aiokafka import TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    name = f"{app_id}-{topic}"
+
+    async def lag() -> dict[int, int]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+        await admin.start()
+        await consumer.start()
+        try:
+            committed = {tp: meta.offset for tp, meta in (await admin.list_consumer_group_offsets(app_id)).items()
+                         if tp.topic == name}
+            ends = await consumer.end_offsets([TopicPartition(name, p) for p in range(partitions)])
+            return {tp.partition: end - committed.get(tp, 0) for tp, end in ends.items() if end > committed.get(tp, 0)}
+        finally:
+            await consumer.stop()
+            await admin.close()
+
+    deadline = time.monotonic() + timeout
+    left = asyncio.run(lag())
+    while left and time.monotonic() < deadline:
+        time.sleep(0.5)
+        left = asyncio.run(lag())
+    assert not left, f"records of {name} never committed, per partition: {left}"
