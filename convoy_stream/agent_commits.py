@@ -28,7 +28,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from typing import Any, Callable, Coroutine, Iterable, Sequence
+from typing import Any, Callable, Iterable
 
 log = logging.getLogger(__name__)
 
@@ -122,56 +122,3 @@ class AgentCommits:
             await self._consumer.seek(tp, offset)
         except Exception:  # a rebalance in between seeks for us; the next hole tries again
             log.warning("seeking %s back to %s failed", tp, offset, exc_info=True)
-
-
-class InOrderReleases:
-    """Report each batch written once Kafka confirmed it, oldest batch first.
-
-    The agent goes on with the next batch while Kafka acknowledges this one: waiting
-    for every batch's acks left the worker idle about 5% of the time. At most `limit`
-    batches are unconfirmed; `add` waits for a slot. Once a confirmation fails, no later
-    batch is reported either (none of them becomes committable), and `add` raises the
-    error, as a failed write in the agent did before.
-    """
-
-    def __init__(self, limit: int, written: Callable[[Sequence[Any]], None]) -> None:
-        self._queue: asyncio.Queue[tuple[Coroutine[Any, Any, None], Sequence[Any]] | None] = asyncio.Queue(limit)
-        self._written = written
-        self._task: asyncio.Task[None] | None = None
-        self._failed: BaseException | None = None
-
-    async def add(self, confirmation: Coroutine[Any, Any, None], events: Sequence[Any]) -> None:
-        if self._failed is not None:
-            confirmation.close()
-            raise self._failed
-        if self._task is None:
-            self._task = asyncio.create_task(self._run())
-        try:
-            await self._queue.put((confirmation, events))
-        except BaseException:  # cancelled while waiting for a slot: this batch stays uncommitted
-            confirmation.close()
-            raise
-
-    async def close(self, timeout: float = 10.0) -> None:
-        """Wait (up to `timeout`) for the batches in flight, so a clean stop commits them."""
-        if self._task is None:
-            return
-        await self._queue.put(None)
-        try:
-            await asyncio.wait_for(asyncio.shield(self._task), timeout)
-        except (asyncio.TimeoutError, asyncio.CancelledError):
-            self._task.cancel()
-
-    async def _run(self) -> None:
-        while (item := await self._queue.get()) is not None:
-            confirmation, events = item
-            if self._failed is not None:
-                confirmation.close()
-                continue
-            try:
-                await confirmation
-            except Exception as exc:
-                log.error("writing a batch to Kafka failed; it and every later batch stay uncommitted: %r", exc)
-                self._failed = exc
-                continue
-            self._written(events)

@@ -8,7 +8,6 @@ from typing import Any, AsyncIterable
 
 from . import metrics
 from .app import active_keys, app, dead_letter_topic, dead_letters_table, delivery_topic, ingest_topic, settings
-from .agent_commits import InOrderReleases
 from .ingestion import ingest
 from .ids import scoped
 from .publisher import EXPIRE_DEAD_LETTERS
@@ -31,8 +30,6 @@ BATCH_MAX = 200
 #: write and a Kafka record batch per table partition, so batches of a few records would
 #: halve throughput; this is also the most an event waits for its batch.
 BATCH_WITHIN = 0.005
-#: Batches whose writes Kafka has not confirmed yet while the agent works on the next.
-BATCHES_IN_FLIGHT = 4
 
 
 @app.agent(ingest_topic)
@@ -40,7 +37,7 @@ async def process(records: Any) -> None:
     """Dedup, store and route each record; write a batch's rows and deliveries together.
 
     A batch's records become committable only once Kafka holds every row and
-    delivery of it (`agent_commits`); the next batch is processed meanwhile.
+    delivery of it (`agent_commits`).
     """
     tables = app.event_tables
     # Never route with an empty config view (a worker starting on a backlog).
@@ -48,22 +45,19 @@ async def process(records: Any) -> None:
     consumed, produced = ingest_topic.get_topic_name(), delivery_topic.get_topic_name()
     partitions = settings.partitions
     app.agent_commits.install(app.consumer)
-    releases = InOrderReleases(BATCHES_IN_FLIGHT, app.agent_commits.written)
-    try:
-        async for events in records.take_events(BATCH_MAX, within=BATCH_WITHIN):
-            metrics.record_consumed(consumed, len(events))
-            needed = max(event.value.config_offset for event in events)
-            if app.config_store.position < needed:
-                await app.config_store.caught_up_to(needed, timeout=CONFIG_WAIT)
-            batch = Batch(tables, delivery_topic)
-            for event in events:
-                record = event.value
-                for delivery in ingest(record, config=app.config_store, tables=batch.tables(event.message.partition)):
-                    batch.add_delivery(delivery.endpoint_id, delivery, partitions)
-            await releases.add(await batch.send(app.producer._ensure_producer(), produced), events)
-            metrics.record_produced(produced, batch.delivery_count)
-    finally:
-        await releases.close()
+    async for events in records.take_events(BATCH_MAX, within=BATCH_WITHIN):
+        metrics.record_consumed(consumed, len(events))
+        needed = max(event.value.config_offset for event in events)
+        if app.config_store.position < needed:
+            await app.config_store.caught_up_to(needed, timeout=CONFIG_WAIT)
+        batch = Batch(tables, delivery_topic)
+        for event in events:
+            record = event.value
+            for delivery in ingest(record, config=app.config_store, tables=batch.tables(event.message.partition)):
+                batch.add_delivery(delivery.endpoint_id, delivery, partitions)
+        await batch.write(app.producer._ensure_producer(), produced)
+        app.agent_commits.written(events)
+        metrics.record_produced(produced, batch.delivery_count)
 
 
 @app.agent(dead_letter_topic)

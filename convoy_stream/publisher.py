@@ -134,9 +134,9 @@ async def anchor_group(bootstrap: str, group: str, anchors: dict[str, bytes], pa
     learns it when partitions are assigned, but aiokafka seeks to (and Faust records)
     committed offsets above 0 only. So, before a worker consumes, an empty partition gets
     one harmless record (its topic's anchor: an expire command for nothing) and the group
-    commits past it. (Before the agents counted their own commits, the records in flight on a partition
-    never committed were skipped after a rebalance: the first record of a partition was
-    lost in the two-worker crash test.)
+    commits past it. (Before the agents counted their own commits, records in flight on a
+    partition never committed were skipped after a rebalance: the first record of a
+    partition was lost in the two-worker crash test.)
     """
     from aiokafka import AIOKafkaConsumer, TopicPartition
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from typing import Any, Coroutine, Iterator, MutableMapping
+from typing import Any, Iterator, MutableMapping
 
 from aiokafka.structs import TopicPartition
 from rocksdict import WriteBatch
@@ -131,17 +131,14 @@ class Batch:
         self._deliveries[kafka_partition(key_bytes, partitions)].append((key_bytes, dumps_record(value), []))
         self.delivery_count += 1
 
-    async def send(self, producer: Any, delivery_topic_name: str) -> Coroutine[Any, Any, None]:
-        """Store the rows and hand the changelog and delivery records to the producer.
+    async def write(self, producer: Any, delivery_topic_name: str) -> None:
+        """Store the rows and send the changelog and delivery records; return once Kafka has them all.
 
-        Returns the confirmation: awaiting it returns once Kafka has every record, and
-        only then records the changelog offsets Faust resumes recovery from. The agent
-        awaits confirmations in order while it already works on the next batch
-        (`agent_commits.InOrderReleases`); the next batch reads these rows from RocksDB.
-
-        RocksDB is written first, as Faust does: if Kafka then fails, these records are
-        never acknowledged, and their redelivery finds the rows stored and sends them
-        again (`ingestion.ingest`).
+        RocksDB is written first, as Faust does: if Kafka then fails, the error stops the
+        agent before these records count as written (`agent_commits`), and their
+        redelivery finds the rows stored and sends them again (`ingestion.ingest`). The
+        changelog offset Faust resumes recovery from is written last, once the broker
+        has the rows.
         """
         sent: list[tuple[asyncio.Future, int, Any, TopicPartition | None]] = []  # future, records, store, changelog
         for writes in (self._writes.events, self._writes.idempotency, self._writes.broker_ids):
@@ -158,17 +155,13 @@ class Batch:
                 sent += [(f, n, store, tp) for f, n in await _send(producer, topic, partition, [(k, v, []) for k, v in rows])]
         for partition, records in self._deliveries.items():
             sent += [(f, n, None, None) for f, n in await _send(producer, delivery_topic_name, partition, records)]
-        return _confirm(sent)
-
-
-async def _confirm(sent: list[tuple[asyncio.Future, int, Any, TopicPartition | None]]) -> None:
-    results = await asyncio.gather(*(f for f, _, _, _ in sent))
-    last: dict[TopicPartition, tuple[Any, int]] = {}
-    for metadata, (_, count, store, tp) in zip(results, sent):
-        if tp is not None:
-            last[tp] = (store, max(last.get(tp, (None, -1))[1], metadata.offset + count - 1))
-    for tp, (store, offset) in last.items():
-        store.set_persisted_offset(tp, offset)
+        results = await asyncio.gather(*(f for f, _, _, _ in sent))
+        last: dict[TopicPartition, tuple[Any, int]] = {}
+        for metadata, (_, count, store, tp) in zip(results, sent):
+            if tp is not None:
+                last[tp] = (store, max(last.get(tp, (None, -1))[1], metadata.offset + count - 1))
+        for tp, (store, offset) in last.items():
+            store.set_persisted_offset(tp, offset)
 
 
 async def _send(producer: Any, topic: str, partition: int,

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from faust.types import TP
 
-from convoy_stream.agent_commits import HOLE_PATIENCE, REREAD_PATIENCE, AgentCommits, InOrderReleases, advance
+from convoy_stream.agent_commits import HOLE_PATIENCE, REREAD_PATIENCE, AgentCommits, advance
 
 INGEST = TP("app-ingest", 3)
 
@@ -109,65 +109,3 @@ def test_a_hole_that_stays_is_read_again_once() -> None:
         return consumer.seeks
 
     assert asyncio.run(scenario()) == [(INGEST, 28), (INGEST, 28)]
-
-
-def test_batches_are_written_oldest_first_even_when_a_later_one_is_confirmed_first() -> None:
-    async def scenario() -> list[int]:
-        written: list[int] = []
-        first_sent, second_sent = asyncio.Event(), asyncio.Event()
-
-        async def confirmed(sent: asyncio.Event) -> None:
-            await sent.wait()
-
-        releases = InOrderReleases(4, lambda events: written.extend(e.message.offset for e in events))
-        await releases.add(confirmed(first_sent), [Event(1), Event(2)])
-        await releases.add(confirmed(second_sent), [Event(3)])
-        second_sent.set()
-        await asyncio.sleep(0.01)
-        assert written == []  # the second batch waits for the first
-        first_sent.set()
-        await releases.close()
-        return written
-
-    assert asyncio.run(scenario()) == [1, 2, 3]
-
-
-def test_a_failed_write_holds_its_batch_and_every_later_one_and_stops_the_agent() -> None:
-    async def scenario() -> list[int]:
-        written: list[int] = []
-
-        async def ok() -> None:
-            pass
-
-        async def kafka_down() -> None:
-            raise ConnectionError("broker unreachable")
-
-        releases = InOrderReleases(4, lambda events: written.extend(e.message.offset for e in events))
-        await releases.add(ok(), [Event(1)])
-        await releases.add(kafka_down(), [Event(2)])
-        await releases.add(ok(), [Event(3)])
-        await asyncio.sleep(0.01)
-        with pytest.raises(ConnectionError):
-            await releases.add(ok(), [Event(4)])
-        await releases.close()
-        return written
-
-    assert asyncio.run(scenario()) == [1]
-
-
-def test_at_most_limit_batches_wait_for_kafka() -> None:
-    async def scenario() -> None:
-        never = asyncio.Event()
-
-        async def unconfirmed() -> None:
-            await never.wait()
-
-        releases = InOrderReleases(2, lambda events: None)
-        for _ in range(3):  # one being awaited, two queued
-            await asyncio.wait_for(releases.add(unconfirmed(), []), 1)
-        with pytest.raises(asyncio.TimeoutError):
-            await asyncio.wait_for(releases.add(unconfirmed(), []), 0.1)
-        never.set()
-        await releases.close()
-
-    asyncio.run(scenario())
