@@ -33,7 +33,7 @@ from typing import Any, Callable, Iterable
 log = logging.getLogger(__name__)
 
 #: A hole at the committed offset lasting this long is a message Faust dropped, not one in
-#: flight (records of a partition are written in order, batches confirmed oldest first).
+#: flight (the agent writes a partition's records in order, one batch at a time).
 HOLE_PATIENCE = 3.0
 #: After seeking back, wait this long for the re-read before seeking again.
 REREAD_PATIENCE = 15.0
