@@ -340,7 +340,15 @@ def main() -> None:
     cfg = json.loads(sys.argv[1])
     mode = cfg["mode"]
     action = {"fill": fill, "delete": delete, "bridge": bridge, "bare": bare, "relay": bare}[mode]
-    result = asyncio.run(action(cfg))
+    profile_to = os.environ.get("BRIDGE_PROFILE")  # a path prefix: cProfile the bridge runs there
+    if profile_to and mode == "bridge":
+        import cProfile
+
+        with cProfile.Profile() as profile:
+            result = asyncio.run(action(cfg))
+        profile.dump_stats(f"{profile_to}-{cfg['broker']}.prof")
+    else:
+        result = asyncio.run(action(cfg))
     print("PROBE_JSON " + json.dumps(result), flush=True)
 
 
