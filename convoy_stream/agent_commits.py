@@ -90,10 +90,24 @@ class AgentCommits:
             return self.next_offset(tp, consumer._committed_offset[tp])
 
         consumer._new_offset = new_offset
+        faust_perform_seek = consumer.perform_seek
+
+        async def perform_seek() -> None:
+            # After an assignment Faust knows the group's committed offsets, but not where
+            # a partition without one starts (a backlog written before the first worker, or
+            # offsets expired): the earliest offset, where the consumer starts reading.
+            await faust_perform_seek()
+            unknown = [tp for tp in consumer.assignment()
+                       if tp.topic in self.topics and consumer._committed_offset.get(tp) is None]
+            if unknown:
+                for tp, offset in (await consumer.earliest_offsets(*unknown)).items():
+                    consumer._committed_offset[tp] = offset
+
+        consumer.perform_seek = perform_seek
 
     def next_offset(self, tp: Any, committed: int | None) -> int | None:
         """The offset to commit for `tp`, or None; seeks back to a hole that stays."""
-        if committed is None:  # revoked (Faust forgot it) or never committed: nothing is safe
+        if committed is None:  # revoked: Faust forgot it until the next assignment
             return None
         offset, hole = advance(self._written[tp], committed)
         if hole:

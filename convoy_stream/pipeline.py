@@ -39,12 +39,12 @@ async def process(records: Any) -> None:
     A batch's records become committable only once Kafka holds every row and
     delivery of it (`agent_commits`).
     """
+    app.agent_commits.install(app.consumer)  # before the first assignment
     tables = app.event_tables
     # Never route with an empty config view (a worker starting on a backlog).
     await app.config_store.ready.wait()
     consumed, produced = ingest_topic.get_topic_name(), delivery_topic.get_topic_name()
     partitions = settings.partitions
-    app.agent_commits.install(app.consumer)
     async for events in records.take_events(BATCH_MAX, within=BATCH_WITHIN):
         metrics.record_consumed(consumed, len(events))
         needed = max(event.value.config_offset for event in events)

@@ -84,3 +84,42 @@ def test_duplicates_in_one_burst_and_tables_rebuilt_from_the_changelog(kafka_bro
         assert len(listed) == COPIES + 1
     finally:
         worker.stop()
+
+
+def test_records_written_before_the_first_worker_started_are_processed_and_committed(
+        kafka_broker: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """An ingest topic that already holds records when the consumer group has no offsets (a
+    backlog written before the first start, or a group whose offsets expired after a week
+    idle): the agents commit only from a known offset, so they must learn where they began,
+    or every restart would process the whole topic again."""
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+
+    from convoy_stream.ids import partition_for
+    from convoy_stream.publisher import ensure_topics
+    from convoy_stream.records import IngestRecord
+
+    app_id = "cs-backlog-" + secrets.token_hex(3)
+    topic = f"{app_id}-ingest"
+
+    async def backlog() -> None:
+        await ensure_topics(kafka_broker.bootstrap, [topic], 8)
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_broker.bootstrap, acks="all")
+        await producer.start()
+        try:
+            for i in range(40):
+                record = IngestRecord(uid=f"u{i}", project_id="p", kind="single", event_type="backlog", data={"i": i},
+                                      created_at="2026-11-28T00:00:00Z", endpoint_id="e")
+                await producer.send_and_wait(topic, record.dumps(), key=f'"p/u{i}"'.encode(),
+                                             partition=partition_for(f"p/u{i}", 8))
+        finally:
+            await producer.stop()
+
+    asyncio.run(backlog())
+    worker = Worker(kafka_broker.bootstrap, tmp_path_factory.mktemp("backlog"), app_id, ADMIN_TOKEN).start()
+    try:
+        worker.wait_healthy()
+        all_committed(kafka_broker.bootstrap, app_id, "ingest", timeout=45)
+    finally:
+        worker.stop()

@@ -46,6 +46,12 @@ class Consumer:
     def assignment(self) -> set[TP]:
         return {INGEST}
 
+    async def perform_seek(self) -> None:
+        """Faust: after an assignment, the group's committed offsets (None: the group has none)."""
+
+    async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
+        return {tp: 17 for tp in tps}
+
     async def seek(self, tp: TP, offset: int) -> None:
         self.seeks.append((tp, offset))
 
@@ -77,6 +83,18 @@ def test_nothing_is_committed_while_the_committed_offset_is_unknown() -> None:
     commits.install(consumer)
     commits.written([Event(28), Event(29)])
     assert consumer._new_offset(INGEST) is None
+
+
+def test_a_partition_the_group_never_committed_is_committed_from_where_it_starts() -> None:
+    async def scenario() -> int | None:
+        consumer = Consumer(committed=None)  # records there, no offset (backlog, or offsets expired)
+        commits = AgentCommits(["app-ingest"])
+        commits.install(consumer)
+        await consumer.perform_seek()
+        commits.written([Event(17), Event(18)])
+        return consumer._new_offset(INGEST)
+
+    assert asyncio.run(scenario()) == 19
 
 
 def test_other_topics_keep_faust_commits() -> None:
