@@ -50,9 +50,9 @@ class IngestRecord(faust.Record, serializer="orjson"):
         (a missing field, another type, a subclass) takes Faust's own path and its errors.
         """
         if cls is IngestRecord and type(data) is dict and _REQUIRED.issubset(data):
-            data = dict(data)
-            data.pop("__faust", None)
-            return _assemble(cls, data)
+            record = _assemble(cls, data)
+            record.__dict__.pop("__faust", None)
+            return record
         return super().from_data(data, preferred_type=preferred_type)
 
 

@@ -13,12 +13,11 @@ from typing import Any
 
 import boto3
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
 import httpx
 import pytest
 
 from tests.conftest import ADMIN_TOKEN, Api
-from tests.support.workers import Worker, eventually, read_topic
+from tests.support.workers import Worker, committed_offsets, eventually, read_topic
 
 
 class Load:
@@ -105,13 +104,7 @@ def where_are(bootstrap: str, app_id: str, uids: set[str]) -> str:
                                 found[name].append(f"p{tp.partition}@{m.offset}")
             finally:
                 await consumer.stop()
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        await admin.start()
-        try:
-            committed = await admin.list_consumer_group_offsets(app_id)
-        finally:
-            await admin.close()
-        ingest_committed = sorted((tp.partition, meta.offset) for tp, meta in committed.items() if tp.topic == f"{app_id}-ingest")
+        ingest_committed = sorted((await committed_offsets(bootstrap, app_id, "ingest")).items())
         return f"in ingest: {found['ingest']}\nin events changelog: {found['events-changelog']}\ncommitted: {ingest_committed}"
     return asyncio.run(scan())
 

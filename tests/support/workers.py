@@ -144,23 +144,19 @@ def all_committed(bootstrap: str, app_id: str, topic: str, timeout: float = 30, 
     would be processed again at every restart.
     """
     from aiokafka import TopicPartition
-    from aiokafka.admin import AIOKafkaAdminClient
 
     name = f"{app_id}-{topic}"
 
     async def lag() -> dict[int, int]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        committed = await committed_offsets(bootstrap, app_id, topic)
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-        await admin.start()
         await consumer.start()
         try:
-            committed = {tp: meta.offset for tp, meta in (await admin.list_consumer_group_offsets(app_id)).items()
-                         if tp.topic == name}
             ends = await consumer.end_offsets([TopicPartition(name, p) for p in range(partitions)])
-            return {tp.partition: end - committed.get(tp, 0) for tp, end in ends.items() if end > committed.get(tp, 0)}
         finally:
             await consumer.stop()
-            await admin.close()
+        return {tp.partition: end - committed.get(tp.partition, 0) for tp, end in ends.items()
+                if end > committed.get(tp.partition, 0)}
 
     deadline = time.monotonic() + timeout
     left = asyncio.run(lag())
@@ -168,3 +164,16 @@ def all_committed(bootstrap: str, app_id: str, topic: str, timeout: float = 30, 
         time.sleep(0.5)
         left = asyncio.run(lag())
     assert not left, f"records of {name} never committed, per partition: {left}"
+
+
+async def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """The consumer group `group`'s committed offset per partition of `<group>-<topic>`."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return {tp.partition: meta.offset for tp, meta in committed.items() if tp.topic == f"{group}-{topic}"}
