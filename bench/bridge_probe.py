@@ -15,6 +15,8 @@ modes:
           the batch is acked
   delete  remove the topic/queue/subscription
 
+Every mode runs on uvloop, the event loop of the worker and of `convoy-stream bridge`.
+
 Prints one line `PROBE_JSON {...}` with the rate from the first received batch to the last ack.
 """
 
@@ -337,6 +339,9 @@ async def bare(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
+    import uvloop
+
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     cfg = json.loads(sys.argv[1])
     mode = cfg["mode"]
     action = {"fill": fill, "delete": delete, "bridge": bridge, "bare": bare, "relay": bare}[mode]

@@ -1,4 +1,4 @@
-"""Broker bridges: external queues and topics in, one ``handle`` call per message out.
+"""Broker bridges: external queues and topics in, one ``handle`` call per received batch out.
 
 One module per broker (``kafka``, ``sqs``, ``pubsub``, ``rabbitmq``) behind the narrow
 :class:`~bridges.base.Consumer` interface; the loop that decides when a message may be
@@ -14,6 +14,7 @@ from .base import (
     Handle,
     InvalidMessage,
     WorkerStats,
+    one_at_a_time,
     run_consumer,
 )
 from .manager import BridgeManager
@@ -31,5 +32,6 @@ __all__ = [
     "UnsupportedBroker",
     "WorkerStats",
     "consumer_for",
+    "one_at_a_time",
     "run_consumer",
 ]

@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime, timezone
-from functools import partial
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from bridges import BridgeManager, BrokerMessage, InvalidMessage
 from tables.config import ConfigStore
@@ -20,6 +19,7 @@ from tables.config import ConfigStore
 from . import metrics
 from .broker_messages import dead_letter_document, to_record, uses_transforms
 from .publisher import Publisher, RecordTooLarge
+from .records import IngestRecord
 from .transforms import in_transform_thread
 
 log = logging.getLogger(__name__)
@@ -34,16 +34,29 @@ class Bridges:
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    async def handle(self, source: Mapping[str, Any], message: BrokerMessage) -> None:
+    async def handle(self, source: Mapping[str, Any], messages: Sequence[BrokerMessage]) -> list[Exception | None]:
+        """Build every message's record, then publish the batch and wait for Kafka once."""
         now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        build = partial(to_record, source, message, config=self.config, now=now,
-                        event_id=lambda key: self.publisher.mint_event_id(str(source["project_id"]), key))
+        project_id = str(source["project_id"])
+
+        def build() -> list[IngestRecord | Exception]:
+            built: list[IngestRecord | Exception] = []
+            for message in messages:
+                try:
+                    built.append(to_record(source, message, config=self.config, now=now,
+                                           event_id=lambda key: self.publisher.mint_event_id(project_id, key)))
+                except Exception as exc:  # InvalidMessage: dead-lettered; anything else: retried
+                    built.append(exc)
+            return built
+
         # A source's JavaScript runs on the transforms' thread, never on the event loop.
-        record = await in_transform_thread(build) if uses_transforms(source) else build()
-        try:
-            await self.publisher.publish(record)
-        except RecordTooLarge as exc:
-            raise InvalidMessage(f"message too large: {exc}") from exc
+        built = await in_transform_thread(build) if uses_transforms(source) else build()
+        records = [(i, record) for i, record in enumerate(built) if isinstance(record, IngestRecord)]
+        outcomes: list[Exception | None] = [None if isinstance(b, IngestRecord) else b for b in built]
+        published = await self.publisher.publish_many([record for _, record in records])
+        for (i, _), outcome in zip(records, published):
+            outcomes[i] = InvalidMessage(f"message too large: {outcome}") if isinstance(outcome, RecordTooLarge) else outcome
+        return outcomes
 
     async def dead_letter(self, source: Mapping[str, Any], message: BrokerMessage, reason: str) -> None:
         log.info("dead-lettering message %s of source %s: %s", message.message_id, source.get("uid"), reason)

@@ -48,7 +48,7 @@ def to_record(source: Mapping[str, Any], message: BrokerMessage, *, config: Conf
         endpoint_id = owner_id = ""
     idempotency_key = fields.get("idempotency_key") or ""
     dedup_key = f"{project_id}:{idempotency_key}" if idempotency_key else redelivery_key(source, message)
-    return IngestRecord(
+    return IngestRecord.build(
         uid=event_id(dedup_key), project_id=project_id, kind=kind, event_type=fields["event_type"],
         data=fields["data"], created_at=now, endpoint_id=endpoint_id, owner_id=owner_id,
         source_id=str(source["uid"]), idempotency_key=idempotency_key, dedup_key=dedup_key,

@@ -91,8 +91,11 @@ def cmd_bridge(args: argparse.Namespace) -> None:
     """Bridges only: consume broker sources into Kafka, in a process of their own."""
     if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         sys.exit("convoy-stream bridge: set KAFKA_BOOTSTRAP_SERVERS")
+    import uvloop
+
     from .bridge_runner import run_standalone
 
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())  # the worker's loop, see _run_worker
     asyncio.run(run_standalone())
 
 

@@ -14,6 +14,7 @@ core at 4,000 events/s.
 from __future__ import annotations
 
 import hashlib
+from base64 import b32encode
 import itertools
 import json
 import secrets
@@ -22,7 +23,7 @@ import time
 from collections.abc import Iterable
 from functools import lru_cache
 
-from aiokafka.partitioner import murmur2
+from murmurhash2 import murmurhash2
 from ulid import ULID
 from ulid.base32 import ENCODE as _CROCKFORD
 
@@ -39,11 +40,13 @@ def partition_for(key: str, partitions: int) -> int:
     return kafka_partition(json.dumps(key).encode(), partitions)
 
 
-@lru_cache(maxsize=65536)
 def kafka_partition(key: bytes, partitions: int) -> int:
-    """Kafka's default partitioner. Cached: delivery records are keyed by endpoint id, so
-    the same few keys recur in every batch."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    """Kafka's default partitioner (murmur2 with Kafka's seed), in C: aiokafka's pure-Python
+    murmur2 took 12 us for a 100-byte dedup key, a quarter of a bridge message's CPU."""
+    return (murmurhash2(key, _KAFKA_MURMUR2_SEED) & 0x7FFFFFFF) % partitions
+
+
+_KAFKA_MURMUR2_SEED = 0x9747B28C
 
 
 def partition_of(key: str, partitions: int) -> int:
@@ -77,9 +80,20 @@ def mint_id(partition: int | None, partitions: int, *, timestamp: float | None =
     if partition is None:
         partition = next(_round_robin) % partitions
     ts_ms = int((timestamp if timestamp is not None else time.time()) * 1000)
-    base = str(ULID.from_bytes(ts_ms.to_bytes(6, "big") + secrets.token_bytes(10)))
-    marker = _CROCKFORD[partition // 32] + _CROCKFORD[partition % 32]
-    return base[:_TIME_CHARS] + marker + base[_TIME_CHARS + 2:]
+    randomness = b32encode(secrets.token_bytes(10)).translate(_RFC_TO_CROCKFORD).decode()
+    return _time_part(ts_ms) + _CROCKFORD[partition // 32] + _CROCKFORD[partition % 32] + randomness[2:]
+
+
+#: Base32's alphabet to Crockford's: a ULID is the Crockford base32 of its 128 bits, so the
+#: standard library's encoder plus a translation writes one, several times faster than `ulid`.
+_RFC_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _CROCKFORD.encode())
+
+
+@lru_cache(maxsize=8)
+def _time_part(ts_ms: int) -> str:
+    """A ULID's first 10 characters: 48 bits of milliseconds (the same for every id minted in
+    one millisecond, hence the cache)."""
+    return b32encode((ts_ms << 30).to_bytes(10, "big")).translate(_RFC_TO_CROCKFORD).decode()[:_TIME_CHARS]
 
 
 def scoped(scope: str, uid: str) -> str:

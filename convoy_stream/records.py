@@ -55,6 +55,12 @@ class IngestRecord(faust.Record, serializer="orjson"):
             return record
         return super().from_data(data, preferred_type=preferred_type)
 
+    @classmethod
+    def build(cls, **fields: Any) -> "IngestRecord":
+        """A record from values the way in already validated, without Faust's per-field
+        setters (11 us of a bridge message's 50)."""
+        return _assemble(cls, fields)
+
 
 _REQUIRED = frozenset(f for f in IngestRecord._options.fields if f not in IngestRecord._options.defaults)
 

@@ -117,7 +117,7 @@ async def ingest(request: web.Request) -> web.Response:
     except (ValueError, RecursionError):
         data, raw = None, converted.decode("utf-8", "replace")
     key = dedup_key(project["uid"], checksum)
-    record = IngestRecord(
+    record = IngestRecord.build(
         uid=c.publisher.mint_event_id(project["uid"], key), project_id=project["uid"], kind="webhook", event_type=event_type,
         data=data, raw=raw, created_at=now(), source_id=source["uid"], idempotency_key=checksum, dedup_key=key,
         headers=stored, forward_headers=forwarded_headers(stored, source.get("forward_headers")),

@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridges import BrokerMessage, InvalidMessage
+from bridges import BrokerMessage, InvalidMessage, one_at_a_time
 
 INVALID_REASON = "invalid test payload"
 
@@ -37,7 +37,11 @@ class Collector:
     attempts: Counter[bytes] = field(default_factory=Counter)
     in_handle: set[bytes] = field(default_factory=set)
 
-    async def handle(self, source: Mapping[str, Any], message: BrokerMessage) -> None:
+    async def handle(self, source: Mapping[str, Any], messages: Sequence[BrokerMessage]) -> list[BaseException | None]:
+        """The bridges' batch handler: each message on its own, as `handle_one` says."""
+        return await one_at_a_time(self.handle_one)(source, messages)
+
+    async def handle_one(self, source: Mapping[str, Any], message: BrokerMessage) -> None:
         self.attempts[message.body] += 1
         if message.body.startswith(b"invalid:"):
             raise InvalidMessage(INVALID_REASON)

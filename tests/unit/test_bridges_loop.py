@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bridges import BridgeManager, BrokerMessage, InvalidMessage, WorkerStats, run_consumer
+from bridges import BridgeManager, BrokerMessage, InvalidMessage, WorkerStats, one_at_a_time, run_consumer
 from bridges.base import Backoff, header_text, lower_headers, redact, source_secrets
 from bridges.manager import config_hash, is_wanted, worker_count
 
@@ -89,7 +89,7 @@ async def test_ack_only_after_handle_and_dead_letter_returned() -> None:
         await asyncio.sleep(0.1)
         log.append(f"dead {message.body.decode()} {reason}")
 
-    stats = await run_until(consumer, handle, dead_letter, lambda: consumer.events)
+    stats = await run_until(consumer, one_at_a_time(handle), dead_letter, lambda: consumer.events)
     assert consumer.events == [("ack", [b"ok", b"bad", b"slow"])]
     assert sorted(log) == ["dead bad not json", "handled ok", "handled slow"]
     assert (stats.acked, stats.dead_lettered, stats.rejected) == (3, 1, 0)
@@ -108,7 +108,7 @@ async def test_transient_failure_rejects_backs_off_and_retries() -> None:
     async def dead_letter(*args: Any) -> None:
         raise AssertionError("transient failures are not dead-lettered")
 
-    stats = await run_until(consumer, handle, dead_letter, lambda: len(consumer.events) == 4)
+    stats = await run_until(consumer, one_at_a_time(handle), dead_letter, lambda: len(consumer.events) == 4)
     assert consumer.events == [
         ("ack", [b"ok"]),
         ("reject", [b"flaky"]),
@@ -132,8 +132,46 @@ async def test_failed_dead_letter_is_transient() -> None:
         if calls == 1:
             raise RuntimeError("dead-letter topic unreachable")
 
-    await run_until(consumer, handle, dead_letter, lambda: len(consumer.events) == 2)
+    await run_until(consumer, one_at_a_time(handle), dead_letter, lambda: len(consumer.events) == 2)
     assert consumer.events == [("reject", [b"bad"]), ("ack", [b"bad"])]
+
+
+async def test_a_batch_handler_gets_the_whole_receive_and_settles_each_message() -> None:
+    consumer = MemoryConsumer([b"ok", b"bad", b"flaky", b"ok2"])
+    batches: list[list[bytes]] = []
+    dead: list[bytes] = []
+
+    async def handle(source: Mapping[str, Any], messages: Sequence[BrokerMessage]) -> list[BaseException | None]:
+        batches.append([m.body for m in messages])
+        first = len(batches) == 1
+        return [InvalidMessage("bad") if m.body == b"bad" else RuntimeError("down") if m.body == b"flaky" and first
+                else None for m in messages]
+
+    async def dead_letter(source: Mapping[str, Any], message: BrokerMessage, reason: str) -> None:
+        dead.append(message.body)
+
+    await run_until(consumer, handle, dead_letter, lambda: len(consumer.events) == 3)
+    assert batches[0] == [b"ok", b"bad", b"flaky", b"ok2"]  # one call for the whole receive
+    assert consumer.events == [("ack", [b"ok", b"bad", b"ok2"]), ("reject", [b"flaky"]), ("ack", [b"flaky"])]
+    assert dead == [b"bad"]
+
+
+async def test_a_handler_that_raises_or_miscounts_fails_the_batch_transiently() -> None:
+    consumer = MemoryConsumer([b"a", b"b"])
+    calls = 0
+
+    async def handle(source: Mapping[str, Any], messages: Sequence[BrokerMessage]) -> list[BaseException | None]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("kafka down")
+        if calls == 2:
+            return [None]  # one outcome for two messages: nothing may be acked on its word
+        return [None] * len(messages)
+
+    stats = await run_until(consumer, handle, None, lambda: len(consumer.events) == 3)
+    assert consumer.events == [("reject", [b"a", b"b"]), ("reject", [b"a", b"b"]), ("ack", [b"a", b"b"])]
+    assert "1 outcomes for 2 messages" in (stats.last_error or "")
 
 
 async def test_connect_and_receive_failures_reconnect_and_redact() -> None:
@@ -143,7 +181,7 @@ async def test_connect_and_receive_failures_reconnect_and_redact() -> None:
     async def handle(source: Mapping[str, Any], message: BrokerMessage) -> None:
         return None
 
-    stats = await run_until(consumer, handle, None, lambda: consumer.events, on_error=seen.append)
+    stats = await run_until(consumer, one_at_a_time(handle), None, lambda: consumer.events, on_error=seen.append)
     assert consumer.connects == 4  # two refused, one dropped, one good
     assert consumer.closes >= 3
     assert len(seen) == 3
@@ -209,7 +247,7 @@ async def test_manager_reconcile_with_memory_consumers() -> None:
     async def handle(source: Mapping[str, Any], message: BrokerMessage) -> None:
         seen_names.append(source["name"])
 
-    manager = BridgeManager(handle, None, consumer_factory=factory)  # type: ignore[arg-type]
+    manager = BridgeManager(one_at_a_time(handle), None, consumer_factory=factory)  # type: ignore[arg-type]
     src = {"uid": "s", "name": "one", "type": "pub_sub", "pub_sub": {"type": "sqs", "workers": 2}}
     try:
         await manager.reconcile([src])

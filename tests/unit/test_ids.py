@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import random
 import time
 
 import pytest
+from aiokafka.partitioner import murmur2
 from ulid import ULID
 
-from convoy_stream.ids import MAX_PARTITIONS, mint_id, partition_for, partition_of, scoped
+from convoy_stream.ids import MAX_PARTITIONS, kafka_partition, mint_id, partition_for, partition_of, scoped
 
 
 @pytest.mark.parametrize("partitions", [1, 8, 12, 1024])
@@ -31,8 +33,22 @@ def test_ids_stay_valid_ulids_ordered_by_time() -> None:
     assert abs(ULID.from_str(earlier).timestamp - (time.time() - 60)) < 2
 
 
+def test_ids_encode_their_millisecond_as_ulid_does() -> None:
+    for seconds in (0.0, 1.5, 1_800_000_000.123, 2**48 / 1000 - 1):
+        assert ULID.from_str(mint_id(3, 8, timestamp=seconds)).milliseconds == int(seconds * 1000)
+
+
 def test_without_a_partition_ids_spread_over_all_partitions() -> None:
     assert {partition_of(mint_id(None, 8), 8) for _ in range(16)} == set(range(8))
+
+
+def test_keys_land_where_kafkas_default_partitioner_puts_them() -> None:
+    rng = random.Random(7)
+    for size in [*range(0, 12), 40, 109, 1000]:
+        for _ in range(50):
+            key = rng.randbytes(size)
+            for partitions in (1, 8, 12, 1024):
+                assert kafka_partition(key, partitions) == (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def test_foreign_ids_fall_back_to_kafkas_hash() -> None:
