@@ -119,8 +119,11 @@ def _scenario(ctx: Context, name: str, path: str, body: bytes, headers: dict[str
                 raise RuntimeError(f"{name}: a single request got HTTP {check.status_code}: {check.text[:300]}")
             run_wrk(url, body, headers, warm, ctx.workdir)
             cpu = CpuMeter({"worker": worker.pid, "kafka": ctx.kafka_pid})
+            spy = _profile(worker.pid, seconds, f"{name}-{i}") if os.environ.get("HTTP_PROFILE") else None
             result = run_wrk(url, body, headers, seconds, ctx.workdir)
             result["cpu_percent"] = cpu.read()
+            if spy is not None:
+                spy.wait(60)
             result["pipeline_lag_at_end"] = _pipeline_lag(ctx, worker.app_id)
         finally:
             ctx.drop_worker(worker)
@@ -165,6 +168,17 @@ def _scenario(ctx: Context, name: str, path: str, body: bytes, headers: dict[str
         Row(name, "latency p99", "ms", [r["p99_ms"] for r in product], [r["p99_ms"] for r in base],
             "bare aiohttp+aiokafka", target="<= 50 ms", target_max=50, higher_is_better=False),
     ]
+
+
+def _profile(pid: int | None, seconds: int, tag: str) -> Any:
+    """HTTP_PROFILE=<path prefix>: py-spy samples the worker during the measured run (without
+    pausing it, so the run stays comparable) into `<prefix>-<scenario>-<run>.folded`; summarise
+    with `bench/profile_summary.py`. Profiled runs are for finding costs, not for the table."""
+    exe = Path(PY).parent / "py-spy"
+    out = f"{os.environ['HTTP_PROFILE']}-{tag}.folded"
+    log(f"py-spy sampling the worker (pid {pid}) into {out}")
+    return PROCS.spawn([str(exe), "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "100",
+                        "--nonblocking", "--format", "raw", "--output", out], log_path=Path(out + ".log"))
 
 
 def _median_lag(runs: list[dict[str, Any]]) -> str:

@@ -19,11 +19,13 @@ bytes) and count (128) on its own.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
+from ..validation import ValidationError, decode_json_body
 from .envelope import TOO_LARGE, ApiError
 
 CHUNK = 64 * 1024
@@ -80,3 +82,18 @@ async def read_body(request: web.Request, limit: int, *, read_timeout: float | N
         if size > limit:
             raise ApiError(413, TOO_LARGE)
         chunks.append(chunk)
+
+
+async def read_json(request: web.Request) -> Any:
+    """Body as JSON with Convoy's decode messages; 415 for non-JSON content types.
+
+    Read within the app's `client_max_size` (413) and the body timeouts (408), see `read_body`.
+    """
+    content_type = request.headers.get("Content-Type", "")
+    if content_type and not content_type.lower().startswith("application/json"):
+        raise web.HTTPUnsupportedMediaType()
+    raw = await read_body(request, request.client_max_size)
+    try:
+        return decode_json_body(raw)
+    except ValidationError as exc:
+        raise ApiError(400, str(exc)) from exc

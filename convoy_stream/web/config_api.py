@@ -22,7 +22,8 @@ from ..broker_messages import header_map
 from ..validation import (ValidationError, validate_broker_message, validate_endpoint, validate_project, validate_source,
                           validate_subscription)
 from .context import Context, ctx
-from .envelope import ApiError, ok, read_json
+from .body import read_json
+from .envelope import ApiError, ok
 from .pagination import paginate
 
 

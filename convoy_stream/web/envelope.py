@@ -64,22 +64,3 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error(500, "internal server error")
-
-
-async def read_json(request: web.Request) -> Any:
-    """Body as JSON with Convoy's decode messages; 415 for non-JSON content types.
-
-    Read within the app's `client_max_size` (413) and the body timeouts (408), see `body.py`.
-    """
-    content_type = request.headers.get("Content-Type", "")
-    if content_type and not content_type.lower().startswith("application/json"):
-        raise web.HTTPUnsupportedMediaType()
-    from ..validation import ValidationError, decode_json_body
-
-    from .body import read_body
-
-    raw = await read_body(request, request.client_max_size)
-    try:
-        return decode_json_body(raw)
-    except ValidationError as exc:
-        raise ApiError(400, str(exc)) from exc

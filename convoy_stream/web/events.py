@@ -19,7 +19,8 @@ from ..routing import catch_all_subscription, event_uid_of
 from ..validation import ValidationError, validate_event
 from .config_api import now
 from .context import Context, ctx
-from .envelope import ApiError, ok, read_json
+from .body import read_json
+from .envelope import ApiError, ok
 from .listing import many, merge, page_of
 from .lookups import ask_all, ask_owner, encode_list_arg
 

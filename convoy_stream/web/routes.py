@@ -38,7 +38,8 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/health", health)
     router.add_get("/openapi.json", openapi.serve)
     router.add_get("/metrics", metrics.serve_metrics)
-    config_api.install(router)
+    # The ways in first: aiohttp tries the routes under one prefix in the order added.
     events.install(router)
     ingest.install(router)
+    config_api.install(router)
     router.add_get("/_internal/query/{name}", internal_query)

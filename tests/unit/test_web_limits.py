@@ -19,7 +19,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from convoy_stream import metrics
 from convoy_stream.web import ratelimit
 from convoy_stream.web.body import read_body
-from convoy_stream.web.envelope import error_middleware, ok, read_json
+from convoy_stream.web.body import read_json
+from convoy_stream.web.envelope import error_middleware, ok
 from convoy_stream.web.metrics import metrics_middleware
 
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
