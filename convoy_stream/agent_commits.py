@@ -17,9 +17,9 @@ paths get that wrong. Each lost acknowledged events in the two-worker SIGKILL te
 So for these topics `AgentCommits` replaces Faust's answer with its own: the new offset
 is the committed offset advanced over the offsets the agent reported `written`, and
 stops at the first one it did not. A message Faust dropped leaves a hole there; when a
-hole stays (later offsets are written, this one is not) the partition is seeked back to
-it and read again. Replays are harmless: `ingestion.ingest` finds the stored row and
-re-sends the same delivery records.
+hole stays (later offsets are written, or the partition holds records past it, and this
+one is not written) the partition is seeked back to it and read again. Replays are
+harmless: `ingestion.ingest` finds the stored row and re-sends the same delivery records.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class AgentCommits:
             consumer._acked[tp].clear()
             consumer._acked_index[tp].clear()
             consumer._gap.pop(tp, None)
-            return self.next_offset(tp, consumer._committed_offset[tp])
+            return self.next_offset(tp, consumer._committed_offset[tp], end=_highwater(consumer, tp))
 
         consumer._new_offset = new_offset
         faust_perform_seek = consumer.perform_seek
@@ -96,21 +96,29 @@ class AgentCommits:
             # After an assignment Faust knows the group's committed offsets, but not where
             # a partition without one starts (a backlog written before the first worker, or
             # offsets expired): the earliest offset, where the consumer starts reading.
+            # The same for a committed offset whose records retention deleted unread: the
+            # commit could never advance over offsets that no longer exist.
             await faust_perform_seek()
-            unknown = [tp for tp in consumer.assignment()
-                       if tp.topic in self.topics and consumer._committed_offset.get(tp) is None]
-            if unknown:
-                for tp, offset in (await consumer.earliest_offsets(*unknown)).items():
-                    consumer._committed_offset[tp] = offset
+            ours = [tp for tp in consumer.assignment() if tp.topic in self.topics]
+            if ours:
+                for tp, earliest in (await consumer.earliest_offsets(*ours)).items():
+                    committed = consumer._committed_offset.get(tp)
+                    if committed is None or committed < earliest:
+                        consumer._committed_offset[tp] = earliest
 
         consumer.perform_seek = perform_seek
 
-    def next_offset(self, tp: Any, committed: int | None) -> int | None:
-        """The offset to commit for `tp`, or None; seeks back to a hole that stays."""
+    def next_offset(self, tp: Any, committed: int | None, *, end: int | None = None) -> int | None:
+        """The offset to commit for `tp`, or None; seeks back to a hole that stays.
+
+        `end` is the partition's end offset as last fetched: records up to it that stay
+        unwritten are a hole too, with nothing written after it (a message Faust dropped
+        at the end of the partition's traffic would otherwise wait for the next record).
+        """
         if committed is None:  # revoked: Faust forgot it until the next assignment
             return None
         offset, hole = advance(self._written[tp], committed)
-        if hole:
+        if hole or (end is not None and offset < end):
             self._on_hole(tp, offset)
         else:
             self._holes.pop(tp, None)
@@ -126,8 +134,8 @@ class AgentCommits:
         if now - since < HOLE_PATIENCE or (reread_offset == offset and now - at < REREAD_PATIENCE):
             return
         self._rereads[tp] = (offset, now)
-        log.warning("offset %s of %s was dropped before it was processed; reading %s from there again",
-                    offset, tp.topic, tp)
+        log.warning("offset %s of %s stayed unprocessed (dropped by the stream, or processing stalled); "
+                    "reading %s from there again", offset, tp.topic, tp)
         if self._consumer is not None and tp in self._consumer.assignment():
             asyncio.ensure_future(self._seek(tp, offset))
 
@@ -136,3 +144,11 @@ class AgentCommits:
             await self._consumer.seek(tp, offset)
         except Exception:  # a rebalance in between seeks for us; the next hole tries again
             log.warning("seeking %s back to %s failed", tp, offset, exc_info=True)
+
+
+def _highwater(consumer: Any, tp: Any) -> int | None:
+    """The end offset of `tp` from the last fetch, or None (not fetched yet, or moving)."""
+    try:
+        return consumer.highwater(tp)
+    except Exception:  # aiokafka asserts the partition is assigned; a rebalance may be under way
+        return None

@@ -33,8 +33,9 @@ class Event:
 class Consumer:
     """The parts of Faust's consumer `AgentCommits` touches."""
 
-    def __init__(self, committed: int | None) -> None:
+    def __init__(self, committed: int | None, end: int | None = None) -> None:
         self._committed_offset: dict[TP, int | None] = {INGEST: committed}
+        self.end = end
         self._acked: dict[TP, list[int]] = {INGEST: [28, 29, 30]}  # Faust's view: includes skipped acks
         self._acked_index: dict[TP, set[int]] = {INGEST: {28, 29, 30}}
         self._gap: dict[TP, Any] = {}
@@ -45,6 +46,11 @@ class Consumer:
 
     def assignment(self) -> set[TP]:
         return {INGEST}
+
+    def highwater(self, tp: TP) -> int:
+        """The end offset from the last fetch; aiokafka asserts while it has none."""
+        assert self.end is not None, "Partition is not assigned"
+        return self.end
 
     async def perform_seek(self) -> None:
         """Faust: after an assignment, the group's committed offsets (None: the group has none)."""
@@ -127,3 +133,33 @@ def test_a_hole_that_stays_is_read_again_once() -> None:
         return consumer.seeks
 
     assert asyncio.run(scenario()) == [(INGEST, 28), (INGEST, 28)]
+
+
+def test_a_record_dropped_at_the_end_of_a_partition_is_read_again() -> None:
+    async def scenario(end: int) -> list[tuple[TP, int]]:
+        now = [100.0]
+        consumer = Consumer(committed=28, end=end)
+        commits = AgentCommits(["app-ingest"], clock=lambda: now[0])
+        commits.install(consumer)
+        commits.written([Event(28), Event(29), Event(30)])  # 31 was read, then dropped: nothing follows
+        assert consumer._new_offset(INGEST) == 31
+        consumer._committed_offset[INGEST] = 31  # Faust committed it
+        now[0] += HOLE_PATIENCE + 1
+        consumer._new_offset(INGEST)
+        await asyncio.sleep(0)
+        return consumer.seeks
+
+    assert asyncio.run(scenario(end=32)) == [(INGEST, 31)]
+    assert asyncio.run(scenario(end=31)) == []  # everything there was written
+
+
+def test_a_committed_offset_older_than_the_log_is_moved_to_its_start() -> None:
+    async def scenario() -> int | None:
+        consumer = Consumer(committed=5)  # retention deleted 5..16 before the group read them
+        commits = AgentCommits(["app-ingest"])
+        commits.install(consumer)
+        await consumer.perform_seek()
+        commits.written([Event(17)])
+        return consumer._new_offset(INGEST)
+
+    assert asyncio.run(scenario()) == 18
