@@ -6,7 +6,7 @@ import logging
 from datetime import datetime, timezone
 from typing import Any, AsyncIterable
 
-from . import metrics
+from . import direct_handoff, metrics
 from .app import active_keys, app, dead_letter_topic, dead_letters_table, delivery_topic, ingest_topic, settings
 from .ingestion import ingest
 from .ids import scoped
@@ -40,6 +40,7 @@ async def process(records: Any) -> None:
     delivery of it (`agent_commits`).
     """
     app.agent_commits.install(app.consumer)  # before the first assignment
+    direct_handoff.install(app.consumer)
     tables = app.event_tables
     # Never route with an empty config view (a worker starting on a backlog).
     await app.config_store.ready.wait()
