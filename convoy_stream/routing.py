@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Iterable, Protocol
 
 from .filters import event_type_matches, matches, matches_headers
@@ -105,8 +106,14 @@ def delivery_uid(event_uid: str, subscription_uid: str) -> str:
     its event, and names the event it belongs to, so a lookup by delivery id
     goes straight to the worker and table row holding that event.
     """
+    return event_uid + _subscription_suffix(subscription_uid)
+
+
+@lru_cache(maxsize=65536)
+def _subscription_suffix(subscription_uid: str) -> str:
+    """Cached: the same few subscriptions recur in every batch (base32 is pure Python)."""
     digest = hashlib.blake2b(subscription_uid.encode(), digest_size=5).digest()
-    return event_uid + base64.b32encode(digest).decode()
+    return base64.b32encode(digest).decode()
 
 
 def event_uid_of(delivery_uid_: str) -> str:
