@@ -50,6 +50,7 @@ app = faust.App(
     broker_heartbeat_interval=defaults.heartbeat_interval,
     broker_rebalance_timeout=defaults.rebalance_timeout,
     broker_commit_every=1000,
+    consumer_max_fetch_size=8 * 1024 * 1024,  # as the product (app.py): bare Faust ran 12,100/s at 1 MB
     broker_commit_interval=0.5,
     stream_wait_empty=False,
 )
