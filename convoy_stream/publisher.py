@@ -117,7 +117,7 @@ class Publisher:
         except (KafkaError, asyncio.TimeoutError, OSError) as exc:
             failure = str(exc) or type(exc).__name__  # some not sent, or not acknowledged in time
         durable = 0
-        for i, record in enumerate(records):
+        for i in range(len(records)):
             sent = sending.get(i)
             if outcomes[i] is not None:
                 continue
