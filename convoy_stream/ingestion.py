@@ -54,6 +54,10 @@ def ingest(record: IngestRecord, *, config: ConfigView, tables: Tables) -> list[
         tables.events[key] = stored
         if record.dedup_key and record.uid in (tables.idempotency.get(record.dedup_key) or []):
             tables.idempotency[record.dedup_key] = tables.idempotency[record.dedup_key]
+        if record.broker_message_id:
+            index_key = scoped(record.project_id, record.broker_message_id)
+            indexed = tables.broker_ids.get(index_key) or []
+            tables.broker_ids[index_key] = indexed if record.uid in indexed else _bounded([*indexed, record.uid])
         return [Delivery.from_data(d) for d in deliveries_of(stored)]
 
     duplicate = False

@@ -106,6 +106,32 @@ def test_a_replayed_record_re_emits_the_same_deliveries_and_is_no_duplicate_of_i
     assert t.events[scoped(P, r.uid)]["is_duplicate_event"] is False
 
 
+class Recording(dict):  # type: ignore[type-arg]
+    """A table that remembers which keys were written (each write is a changelog record)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[str] = []
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.written.append(key)
+        super().__setitem__(key, value)
+
+
+def test_a_replay_writes_the_event_and_its_index_entries_again_for_the_changelog() -> None:
+    # A worker that died after its local store but before the changelog send: the replay is
+    # the only chance the next owner of the partition gets these rows.
+    t = Tables(events=Recording(), idempotency=Recording(), broker_ids=Recording())
+    r = record(idempotency_key="k", dedup_key=f"{P}:k", broker_message_id="m-1")
+    ingest(r, config=CONFIG, tables=t)
+    for table in (t.events, t.idempotency, t.broker_ids):
+        table.written.clear()
+    ingest(r, config=CONFIG, tables=t)
+    assert t.events.written == [scoped(P, r.uid)]
+    assert t.idempotency.written == [f"{P}:k"]
+    assert t.broker_ids.written == [scoped(P, "m-1")] and t.broker_ids[scoped(P, "m-1")] == [r.uid]
+
+
 def test_delivery_uids_name_their_event_and_are_stable() -> None:
     uid = new_ulid()
     assert delivery_uid(uid, "s1") == delivery_uid(uid, "s1") != delivery_uid(uid, "s2")
