@@ -228,7 +228,7 @@ _RETRY = "retry"  # transient failure: reject
 
 
 def one_at_a_time(handle: Callable[[Mapping[str, Any], BrokerMessage], Awaitable[None]]) -> Handle:
-    """A :data:`Handle` from a handler of one message, which raises what the batch returns."""
+    """A :data:`Handle` from a handler of one message: what it raises is that message's outcome."""
 
     async def each(source: Mapping[str, Any], message: BrokerMessage) -> BaseException | None:
         try:
