@@ -14,12 +14,12 @@ core at 4,000 events/s.
 from __future__ import annotations
 
 import hashlib
-from base64 import b32encode
 import itertools
 import json
 import secrets
 import string
 import time
+from base64 import b32encode
 from collections.abc import Iterable
 from functools import lru_cache
 
@@ -85,7 +85,7 @@ def mint_id(partition: int | None, partitions: int, *, timestamp: float | None =
 
 
 #: Base32's alphabet to Crockford's: a ULID is the Crockford base32 of its 128 bits, so the
-#: standard library's encoder plus a translation writes one, several times faster than `ulid`.
+#: standard library's encoder plus a translation writes one (an id in 2.3 us instead of 3.4 with `ulid`).
 _RFC_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _CROCKFORD.encode())
 
 
