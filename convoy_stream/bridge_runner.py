@@ -39,12 +39,14 @@ class Bridges:
         now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         project_id = str(source["project_id"])
 
+        def event_id(key: str | None) -> str:
+            return self.publisher.mint_event_id(project_id, key)
+
         def build() -> list[IngestRecord | Exception]:
             built: list[IngestRecord | Exception] = []
             for message in messages:
                 try:
-                    built.append(to_record(source, message, config=self.config, now=now,
-                                           event_id=lambda key: self.publisher.mint_event_id(project_id, key)))
+                    built.append(to_record(source, message, config=self.config, now=now, event_id=event_id))
                 except Exception as exc:  # InvalidMessage: dead-lettered; anything else: retried
                     built.append(exc)
             return built

@@ -54,10 +54,7 @@ def ingest(record: IngestRecord, *, config: ConfigView, tables: Tables) -> list[
         tables.events[key] = stored
         if record.dedup_key and record.uid in (tables.idempotency.get(record.dedup_key) or []):
             tables.idempotency[record.dedup_key] = tables.idempotency[record.dedup_key]
-        if record.broker_message_id:
-            index_key = scoped(record.project_id, record.broker_message_id)
-            indexed = tables.broker_ids.get(index_key) or []
-            tables.broker_ids[index_key] = indexed if record.uid in indexed else _bounded([*indexed, record.uid])
+        _index_broker_message_id(record, tables)
         return [Delivery.from_data(d) for d in deliveries_of(stored)]
 
     duplicate = False
@@ -70,10 +67,16 @@ def ingest(record: IngestRecord, *, config: ConfigView, tables: Tables) -> list[
     emitted = [] if duplicate else build_deliveries(record, route(record, config))
     status = "Duplicate" if duplicate else ("Success" if emitted else "Failure")
     tables.events[key] = event_document(record, is_duplicate=duplicate, deliveries=emitted, status=status)
+    _index_broker_message_id(record, tables)
+    return emitted
+
+
+def _index_broker_message_id(record: IngestRecord, tables: Tables) -> None:
+    """Add the event to its broker message id's entry, or write the entry again (a replay)."""
     if record.broker_message_id:
         index_key = scoped(record.project_id, record.broker_message_id)
-        tables.broker_ids[index_key] = _bounded([*(tables.broker_ids.get(index_key) or []), record.uid])
-    return emitted
+        indexed = tables.broker_ids.get(index_key) or []
+        tables.broker_ids[index_key] = indexed if record.uid in indexed else _bounded([*indexed, record.uid])
 
 
 def expire(project_id: str, event_uids: list[str], tables: Tables) -> None:
