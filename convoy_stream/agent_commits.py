@@ -14,6 +14,10 @@ paths get that wrong. Each lost acknowledged events in the two-worker SIGKILL te
   committed offset there is no check at all.
 - `Stream.take_events` acks its whole buffer in a `finally`, also when processing raised.
 
+The ingest topic's messages no longer pass through a Faust stream at all (`ingest_feed`),
+so nothing acks them and Faust would never even ask for their offsets; the dead-letter
+agent still reads a stream.
+
 So for these topics `AgentCommits` replaces Faust's answer with its own: the new offset
 is the committed offset advanced over the offsets the agent reported `written`, and
 stops at the first one it did not. A message Faust dropped leaves a hole there; when a
@@ -67,10 +71,9 @@ class AgentCommits:
         self._clock = clock
         self._consumer: Any = None
 
-    def written(self, events: Iterable[Any]) -> None:
-        """These events' records are durable in Kafka (rows, deliveries): commit past them."""
-        for event in events:
-            message = event.message
+    def written(self, messages: Iterable[Any]) -> None:
+        """These messages' records are durable in Kafka (rows, deliveries): commit past them."""
+        for message in messages:
             self._written[message.tp].add(message.offset)
 
     def install(self, consumer: Any) -> None:
@@ -90,6 +93,17 @@ class AgentCommits:
             return self.next_offset(tp, consumer._committed_offset[tp], end=_highwater(consumer, tp))
 
         consumer._new_offset = new_offset
+        faust_pending = consumer._filter_tps_with_pending_acks
+
+        def pending(topics: Any = None) -> Iterable[Any]:
+            # Faust asks only partitions with acks for an offset to commit, and nothing acks
+            # the ingest feed's messages: every assigned partition of our topics is asked
+            # (which also finds a hole on a partition where nothing was written since).
+            yield from (tp for tp in faust_pending(topics) if tp.topic not in self.topics)
+            yield from (tp for tp in consumer.assignment()
+                        if tp.topic in self.topics and (topics is None or tp in topics or tp.topic in topics))
+
+        consumer._filter_tps_with_pending_acks = pending
         faust_perform_seek = consumer.perform_seek
 
         async def perform_seek() -> None:

@@ -10,7 +10,8 @@ worker's CPU, more than dedup, storage and routing together
 While the flow runs (not suspended, not stopping, not crashed) the hand-off is awaited
 directly, then the loop yields once, as Faust's path did (without that yield the drain
 loop fills a stream's buffer in one go, Faust pauses the partitions at high pressure, and
-the pipeline ran 6,200 records/s instead of 10,900); otherwise Faust's own `wait_first`
+the pipeline ran 6,200 records/s instead of 10,900; a message handed to the ingest feed
+needs no yield, as the feed takes whole batches by itself); otherwise Faust's own `wait_first`
 decides, as before. One thing changes on
 purpose: when a rebalance suspends the flow while a hand-off waits for room in a stream's
 buffer, Faust cancelled the hand-off and so dropped the message (`agent_commits` then had
@@ -25,6 +26,8 @@ import asyncio
 from typing import Any
 
 from mode.services import WaitResults
+
+from .ingest_feed import FED
 
 _EVENT_WAIT = asyncio.Event.wait.__code__
 
@@ -42,7 +45,8 @@ def install(consumer: Any) -> None:
                          or consumer._crashed.is_set())):
             coros[1].close()  # the flow event's wait, never started
             result = await coros[0]
-            await asyncio.sleep(0)  # let the agent take it (see above)
+            if result is not FED:
+                await asyncio.sleep(0)  # let the agent take it (see above)
             return WaitResults([coros[0]], [result], False)
         return await faust_wait_first(*coros, timeout=timeout)
 

@@ -18,6 +18,7 @@ from faust.types import TP
 from convoy_stream.agent_commits import HOLE_PATIENCE, REREAD_PATIENCE, AgentCommits, advance
 
 INGEST = TP("app-ingest", 3)
+CHANGELOG = TP("app-events-changelog", 3)
 
 
 class Message:
@@ -25,9 +26,9 @@ class Message:
         self.tp, self.offset = tp, offset
 
 
-class Event:
-    def __init__(self, offset: int, tp: TP = INGEST) -> None:
-        self.message = Message(tp, offset)
+def at(offset: int, tp: TP = INGEST) -> Message:
+    """The fetched message at `offset`, as the pipeline reports it written."""
+    return Message(tp, offset)
 
 
 class Consumer:
@@ -45,7 +46,11 @@ class Consumer:
         return 999  # Faust's answer: must never be used for the agents' topics
 
     def assignment(self) -> set[TP]:
-        return {INGEST}
+        return {INGEST, CHANGELOG}
+
+    def _filter_tps_with_pending_acks(self, topics: Any = None) -> Any:
+        """Faust: the partitions that have acks, the only ones it asks for an offset."""
+        return iter([tp for tp in self._acked if self._acked[tp] and (topics is None or tp.topic in topics)])
 
     def highwater(self, tp: TP) -> int:
         """The end offset from the last fetch; aiokafka asserts while it has none."""
@@ -76,18 +81,29 @@ def test_faust_acks_do_not_commit_what_the_agent_did_not_write() -> None:
     commits = AgentCommits(["app-ingest"])
     commits.install(consumer)
     # Faust skipped (and acked) 28 while the worker joined; the agent wrote 29 and 30.
-    commits.written([Event(29), Event(30)])
+    commits.written([at(29), at(30)])
     assert consumer._new_offset(INGEST) is None
     assert consumer._acked[INGEST] == []  # Faust's list is not left to grow
-    commits.written([Event(28)])  # re-read and written
+    commits.written([at(28)])  # re-read and written
     assert consumer._new_offset(INGEST) == 31
+
+
+def test_every_assigned_partition_of_the_agents_topics_is_asked_for_its_commit() -> None:
+    consumer = Consumer(committed=28)
+    consumer._acked = {CHANGELOG: [4], INGEST: []}  # nothing acks what the pipeline takes
+    commits = AgentCommits(["app-ingest"])
+    commits.install(consumer)
+    commits.written([at(28)])
+    assert set(consumer._filter_tps_with_pending_acks()) == {INGEST, CHANGELOG}
+    assert list(consumer._filter_tps_with_pending_acks({"app-ingest"})) == [INGEST]
+    assert consumer._new_offset(INGEST) == 29
 
 
 def test_nothing_is_committed_while_the_committed_offset_is_unknown() -> None:
     consumer = Consumer(committed=None)  # Faust pops it while partitions are revoked
     commits = AgentCommits(["app-ingest"])
     commits.install(consumer)
-    commits.written([Event(28), Event(29)])
+    commits.written([at(28), at(29)])
     assert consumer._new_offset(INGEST) is None
 
 
@@ -97,7 +113,7 @@ def test_a_partition_the_group_never_committed_is_committed_from_where_it_starts
         commits = AgentCommits(["app-ingest"])
         commits.install(consumer)
         await consumer.perform_seek()
-        commits.written([Event(17), Event(18)])
+        commits.written([at(17), at(18)])
         return consumer._new_offset(INGEST)
 
     assert asyncio.run(scenario()) == 19
@@ -107,7 +123,7 @@ def test_other_topics_keep_faust_commits() -> None:
     consumer = Consumer(committed=28)
     commits = AgentCommits(["app-ingest"])
     commits.install(consumer)
-    assert consumer._new_offset(TP("app-events-changelog", 3)) == 999
+    assert consumer._new_offset(CHANGELOG) == 999
 
 
 def test_a_hole_that_stays_is_read_again_once() -> None:
@@ -116,7 +132,7 @@ def test_a_hole_that_stays_is_read_again_once() -> None:
         consumer = Consumer(committed=28)
         commits = AgentCommits(["app-ingest"], clock=lambda: now[0])
         commits.install(consumer)
-        commits.written([Event(29), Event(30)])
+        commits.written([at(29), at(30)])
         assert consumer._new_offset(INGEST) is None
         now[0] += HOLE_PATIENCE / 2
         consumer._new_offset(INGEST)  # maybe still in flight: wait
@@ -141,7 +157,7 @@ def test_a_record_dropped_at_the_end_of_a_partition_is_read_again() -> None:
         consumer = Consumer(committed=28, end=end)
         commits = AgentCommits(["app-ingest"], clock=lambda: now[0])
         commits.install(consumer)
-        commits.written([Event(28), Event(29), Event(30)])  # 31 was read, then dropped: nothing follows
+        commits.written([at(28), at(29), at(30)])  # 31 was read, then dropped: nothing follows
         assert consumer._new_offset(INGEST) == 31
         consumer._committed_offset[INGEST] = 31  # Faust committed it
         now[0] += HOLE_PATIENCE + 1
@@ -159,7 +175,7 @@ def test_a_committed_offset_older_than_the_log_is_moved_to_its_start() -> None:
         commits = AgentCommits(["app-ingest"])
         commits.install(consumer)
         await consumer.perform_seek()
-        commits.written([Event(17)])
+        commits.written([at(17)])
         return consumer._new_offset(INGEST)
 
     assert asyncio.run(scenario()) == 18
