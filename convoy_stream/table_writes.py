@@ -29,6 +29,7 @@ from rocksdict import WriteBatch
 from .codecs import dumps_record
 from .ids import kafka_partition
 from .ingestion import Tables
+from .publisher import send_records
 
 #: A row this batch deletes.
 DELETED = object()
@@ -152,9 +153,9 @@ class Batch:
                         batch.put(key, value)
                 store._db_for_partition(partition).write(batch)
                 tp = TopicPartition(topic, partition)
-                sent += [(f, n, store, tp) for f, n in await _send(producer, topic, partition, [(k, v, []) for k, v in rows])]
+                sent += [(f, n, store, tp) for f, n in await send_records(producer, topic, partition, [(k, v, []) for k, v in rows])]
         for partition, records in self._deliveries.items():
-            sent += [(f, n, None, None) for f, n in await _send(producer, delivery_topic_name, partition, records)]
+            sent += [(f, n, None, None) for f, n in await send_records(producer, delivery_topic_name, partition, records)]
         results = await asyncio.gather(*(f for f, _, _, _ in sent))
         last: dict[TopicPartition, tuple[Any, int]] = {}
         for metadata, (_, count, store, tp) in zip(results, sent):
@@ -163,24 +164,3 @@ class Batch:
         for tp, (store, offset) in last.items():
             store.set_persisted_offset(tp, offset)
 
-
-async def _send(producer: Any, topic: str, partition: int,
-                records: list[tuple[bytes, bytes | None, list[tuple[str, bytes]]]]) -> list[tuple[asyncio.Future, int]]:
-    """Send `records` to one partition in as few record batches as the producer's batch size allows."""
-    sent: list[tuple[asyncio.Future, int]] = []
-    builder, count = producer.create_batch(), 0
-    for key, value, headers in records:
-        # A full builder refuses the record; an empty one takes it whatever its size.
-        if builder.append(key=key, value=value, timestamp=None, headers=headers) is None:
-            sent.append(await _submit(producer, builder, topic, partition, count))
-            builder, count = producer.create_batch(), 0
-            builder.append(key=key, value=value, timestamp=None, headers=headers)
-        count += 1
-    if count:
-        sent.append(await _submit(producer, builder, topic, partition, count))
-    return sent
-
-
-async def _submit(producer: Any, builder: Any, topic: str, partition: int, count: int) -> tuple[asyncio.Future, int]:
-    builder.close()  # complete: the sender need not linger for more
-    return await producer.send_batch(builder, topic, partition=partition), count
