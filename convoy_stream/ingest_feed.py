@@ -9,9 +9,11 @@ pipeline needs none of it: it decodes the value itself, writes a batch at a time
 reports what it wrote (`agent_commits.written`).
 
 `FeedConductor` hands each fetched message of the ingest topic to `IngestFeed`, which
-appends it to a buffer, and `run` hands the
-pipeline up to `max_batch` of them at a time, waiting at most `within` for a batch to
-fill. What Faust's streams guaranteed around a rebalance still holds:
+appends it to a buffer, and `run` hands the pipeline up to `max_batch` of them at a time.
+A batch does not wait to fill: Faust's drain loop hands over a whole fetch before the
+pipeline runs, so a backlog comes in full batches by itself, and a lone event at a quiet
+moment is processed at once (waiting 5 ms for company cost e2e latency and, under HTTP
+load, 15% of the REST rate). What Faust's streams guaranteed around a rebalance still holds:
 
 - nothing is appended while Faust holds the flow (a rebalance, a table recovery);
 - the buffer is emptied when Faust empties its streams' buffers (revoke and resume), and
@@ -50,16 +52,14 @@ Handler = Callable[[list[Any]], Awaitable[None]]
 class IngestFeed:
     """A buffer of one topic's fetched messages, taken in batches by one consumer."""
 
-    def __init__(self, app: Any, topic: str, *, max_batch: int, within: float, high_water: int = 0) -> None:
+    def __init__(self, app: Any, topic: str, *, max_batch: int, high_water: int = 0) -> None:
         self.app = app
         self.topic = topic
         self.max_batch = max_batch
-        self.within = within
         #: The drain loop waits when this many messages are buffered.
         self.high_water = high_water or 4 * max_batch
         self._buffer: deque[Any] = deque()
         self._arrived = asyncio.Event()
-        self._filled = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
         self._idle = asyncio.Event()
@@ -76,8 +76,6 @@ class IngestFeed:
         size = len(buffer)
         if size == 1:
             self._arrived.set()
-        if size >= self.max_batch:
-            self._filled.set()
         if size >= self.high_water:
             self._room.clear()
             await self._room.wait()
@@ -96,13 +94,6 @@ class IngestFeed:
             if not buffer:
                 self._arrived.clear()
                 await self._arrived.wait()
-            if len(buffer) < self.max_batch:
-                self._filled.clear()
-                try:
-                    async with asyncio.timeout(self.within):
-                        await self._filled.wait()
-                except TimeoutError:
-                    pass
             batch = [buffer.popleft() for _ in range(min(self.max_batch, len(buffer)))]
             if len(buffer) < self.high_water:
                 self._room.set()

@@ -36,39 +36,35 @@ class App:
 
 
 def feed(app: App, **kwargs: Any) -> IngestFeed:
-    return IngestFeed(app, "app-ingest", **{"max_batch": 3, "within": 0.05, **kwargs})
+    return IngestFeed(app, "app-ingest", **{"max_batch": 3, **kwargs})
 
 
 def offsets(batch: list[Message]) -> list[int]:
     return [m.offset for m in batch]
 
 
-def test_batches_hold_at_most_max_batch_and_wait_briefly_for_more() -> None:
-    async def scenario() -> tuple[list[int], list[int], float]:
+def test_batches_hold_at_most_max_batch_and_do_not_wait_to_fill() -> None:
+    async def scenario() -> tuple[list[int], list[int]]:
         f = feed(App())
         for offset in range(4):
             assert await f.on_message(Message(offset)) is FED
-        full = await f.take()  # full: no waiting
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        rest = await f.take()  # one record: waits `within` for more, then takes it alone
-        return offsets(full), offsets(rest), loop.time() - started
+        full = await f.take()
+        rest = await asyncio.wait_for(f.take(), 0.05)  # one record: taken alone, at once
+        return offsets(full), offsets(rest)
 
-    full, rest, waited = asyncio.run(scenario())
-    assert full == [0, 1, 2] and rest == [3]
-    assert 0.04 <= waited < 1
+    assert asyncio.run(scenario()) == ([0, 1, 2], [3])
 
 
-def test_a_batch_is_taken_as_soon_as_it_is_full() -> None:
+def test_a_lone_record_is_taken_as_soon_as_it_arrives() -> None:
     async def scenario() -> list[int]:
-        f = feed(App(), within=30)
+        f = feed(App())
         taking = asyncio.ensure_future(f.take())
-        for offset in range(3):
-            await f.on_message(Message(offset))
-            await asyncio.sleep(0)
-        return offsets(await asyncio.wait_for(taking, 1))
+        await asyncio.sleep(0.01)
+        assert not taking.done()  # nothing buffered: nothing taken
+        await f.on_message(Message(7))
+        return offsets(await asyncio.wait_for(taking, 0.05))
 
-    assert asyncio.run(scenario()) == [0, 1, 2]
+    assert asyncio.run(scenario()) == [7]
 
 
 def test_messages_of_an_older_consumer_generation_are_not_handed_on() -> None:
