@@ -20,9 +20,11 @@ agent still reads a stream.
 
 So for these topics `AgentCommits` replaces Faust's answer with its own: the new offset
 is the committed offset advanced over the offsets the agent reported `written`, and
-stops at the first one it did not. A message Faust dropped leaves a hole there; when a
-hole stays (later offsets are written, or the partition holds records past it, and this
-one is not written) the partition is seeked back to it and read again. Replays are
+stops at the first one it did not. A message dropped after Faust's consumer handed it on
+leaves a hole there; when a hole stays (Faust's consumer handed the message on, and later
+offsets are written or the partition holds records past it, and this one is not written)
+the partition is seeked back to it and read again. A record not handed on yet is no hole:
+a worker starting on a backlog reaches some partitions only seconds later. Replays are
 harmless: `ingestion.ingest` finds the stored row and re-sends the same delivery records.
 """
 
@@ -68,6 +70,7 @@ class AgentCommits:
         self._written: dict[Any, set[int]] = defaultdict(set)
         self._holes: dict[Any, tuple[int, float]] = {}   # tp -> (offset, first seen)
         self._rereads: dict[Any, tuple[int, float]] = {}  # tp -> (offset, seeked at)
+        self._handed: dict[Any, int] = {}  # tp -> the last offset Faust's consumer handed on
         self._clock = clock
         self._consumer: Any = None
 
@@ -75,6 +78,10 @@ class AgentCommits:
         """These messages' records are durable in Kafka (rows, deliveries): commit past them."""
         for message in messages:
             self._written[message.tp].add(message.offset)
+
+    def handed(self, message: Any) -> None:
+        """Faust's consumer handed this message of our topics on (`ingest_feed.FeedConductor`)."""
+        self._handed[message.tp] = message.offset
 
     def install(self, consumer: Any) -> None:
         """Make Faust's consumer ask this object for the offsets of our topics (idempotent)."""
@@ -90,7 +97,7 @@ class AgentCommits:
             consumer._acked[tp].clear()
             consumer._acked_index[tp].clear()
             consumer._gap.pop(tp, None)
-            return self.next_offset(tp, consumer._committed_offset[tp], end=_highwater(consumer, tp))
+            return self.next_offset(tp, consumer._committed_offset[tp], end=end_offset(consumer, tp))
 
         consumer._new_offset = new_offset
         faust_pending = consumer._filter_tps_with_pending_acks
@@ -114,6 +121,8 @@ class AgentCommits:
             # commit could never advance over offsets that no longer exist.
             await faust_perform_seek()
             ours = [tp for tp in consumer.assignment() if tp.topic in self.topics]
+            for tp in ours:  # read again from the committed offset: nothing handed on yet
+                self._handed.pop(tp, None)
             if ours:
                 for tp, earliest in (await consumer.earliest_offsets(*ours)).items():
                     committed = consumer._committed_offset.get(tp)
@@ -132,7 +141,7 @@ class AgentCommits:
         if committed is None:  # revoked: Faust forgot it until the next assignment
             return None
         offset, hole = advance(self._written[tp], committed)
-        if hole or (end is not None and offset < end):
+        if (hole or (end is not None and offset < end)) and self._handed.get(tp, -1) >= offset:
             self._on_hole(tp, offset)
         else:
             self._holes.pop(tp, None)
@@ -154,13 +163,16 @@ class AgentCommits:
             asyncio.ensure_future(self._seek(tp, offset))
 
     async def _seek(self, tp: Any, offset: int) -> None:
+        # `seek_wait`, not `seek`: Faust's `seek` calls aiokafka from this thread while the
+        # consumer thread iterates its fetched records, which crashed a worker (KeyError in
+        # `Fetcher.fetched_records`); `seek_wait` runs the seek on the consumer's thread.
         try:
-            await self._consumer.seek(tp, offset)
+            await self._consumer.seek_wait({tp: offset})
         except Exception:  # a rebalance in between seeks for us; the next hole tries again
             log.warning("seeking %s back to %s failed", tp, offset, exc_info=True)
 
 
-def _highwater(consumer: Any, tp: Any) -> int | None:
+def end_offset(consumer: Any, tp: Any) -> int | None:
     """The end offset of `tp` from the last fetch, or None (not fetched yet, or moving)."""
     try:
         return consumer.highwater(tp)

@@ -123,3 +123,84 @@ def test_records_written_before_the_first_worker_started_are_processed_and_commi
         all_committed(kafka_broker.bootstrap, app_id, "ingest", timeout=45)
     finally:
         worker.stop()
+
+
+BACKLOG = 200_000
+
+
+async def records_in(bootstrap: str, topic: str, partitions: int = 8) -> int:
+    """How many records `topic` holds (end offsets; nothing was deleted)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        starts, ends = await consumer.beginning_offsets(tps), await consumer.end_offsets(tps)
+        return sum(ends[tp] - starts[tp] for tp in tps)
+    finally:
+        await consumer.stop()
+
+
+def test_a_worker_started_on_a_large_backlog_reads_every_record_once(
+        kafka_broker: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A worker that starts on a backlog reaches some partitions only seconds later (each
+    fetch brings one partition's records). Such a partition is not a hole to read again:
+    that re-read once crashed the worker's fetcher (a seek from the wrong thread) and
+    stalled it for good, and would otherwise deliver records twice."""
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+
+    from convoy_stream.publisher import Publisher
+    from convoy_stream.records import IngestRecord
+
+    app_id = "cs-bigbacklog-" + secrets.token_hex(3)
+    worker = Worker(kafka_broker.bootstrap, tmp_path_factory.mktemp("bigbacklog"), app_id, ADMIN_TOKEN).start()
+    try:
+        worker.wait_healthy()
+        admin = httpx.Client(base_url=worker.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+        data = admin.post("/api/v1/projects", json={"name": "backlog", "type": "outgoing"}).json()["data"]
+        api = Api(worker.url, data["api_key"]["key"], data["project"]["uid"])
+        endpoint_id = api.post("/endpoints", {"name": "e", "url": "https://example.com/b"}).json()["data"]["uid"]
+        # One event through the API: the endpoint gets the subscription Convoy would create.
+        assert api.post("/events", {"endpoint_id": endpoint_id, "event_type": "warm", "data": {}}).status_code == 201
+        read_topic(kafka_broker.bootstrap, f"{app_id}-deliveries", until=lambda rs: len(rs) == 1)
+        worker.stop()
+
+        # The records REST would have written (the product's own key, value and partition).
+        publisher = Publisher(kafka_broker.bootstrap, ingest_topic=f"{app_id}-ingest",
+                              dead_letter_topic=f"{app_id}-dead-letters", partitions=8, timeout=10.0)
+        writes = []
+        for i in range(BACKLOG):
+            dedup = f"{api.project_id}:k{i}"
+            writes.append(publisher._ingest_write(IngestRecord.build(
+                uid=publisher.mint_event_id(api.project_id, dedup), project_id=api.project_id, kind="single",
+                event_type="backlog", data={"i": i}, created_at="2026-12-04T00:00:00Z", endpoint_id=endpoint_id,
+                idempotency_key=f"k{i}", dedup_key=dedup, config_offset=0)))
+
+        async def produce() -> None:
+            producer = AIOKafkaProducer(bootstrap_servers=kafka_broker.bootstrap, acks="all", linger_ms=20,
+                                        max_batch_size=512 * 1024)
+            await producer.start()
+            try:
+                for start in range(0, BACKLOG, 5_000):
+                    futures = [await producer.send(f"{app_id}-ingest", value, key=key, partition=partition)
+                               for key, value, partition in writes[start:start + 5_000]]
+                    await asyncio.gather(*futures)
+            finally:
+                await producer.stop()
+
+        asyncio.run(produce())
+        worker.start().wait_healthy(90)
+        deliveries = read_topic(kafka_broker.bootstrap, f"{app_id}-deliveries",
+                                until=lambda rs: len(rs) >= BACKLOG + 1, timeout=180)
+        all_committed(kafka_broker.bootstrap, app_id, "ingest", timeout=60)
+        assert len({d["uid"] for d in deliveries}) == BACKLOG + 1
+        log = worker.log_path.read_text(errors="replace")
+        assert "stayed unprocessed" not in log, "a partition the worker had not reached yet was read again"
+        assert asyncio.run(records_in(kafka_broker.bootstrap, f"{app_id}-deliveries")) == BACKLOG + 1, \
+            "records were delivered twice"
+        assert "Traceback" not in log, worker.log_tail()
+    finally:
+        worker.stop()

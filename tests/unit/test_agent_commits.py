@@ -63,8 +63,9 @@ class Consumer:
     async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
         return {tp: 17 for tp in tps}
 
-    async def seek(self, tp: TP, offset: int) -> None:
-        self.seeks.append((tp, offset))
+    async def seek_wait(self, partitions: dict[TP, int]) -> None:
+        """Faust: the seek, run on the consumer's thread (its `seek` is not thread-safe)."""
+        self.seeks += partitions.items()
 
 
 def test_the_commit_advances_over_written_offsets_and_stops_at_the_first_that_is_not() -> None:
@@ -132,6 +133,8 @@ def test_a_hole_that_stays_is_read_again_once() -> None:
         consumer = Consumer(committed=28)
         commits = AgentCommits(["app-ingest"], clock=lambda: now[0])
         commits.install(consumer)
+        for offset in (28, 29, 30):
+            commits.handed(at(offset))
         commits.written([at(29), at(30)])
         assert consumer._new_offset(INGEST) is None
         now[0] += HOLE_PATIENCE / 2
@@ -157,6 +160,8 @@ def test_a_record_dropped_at_the_end_of_a_partition_is_read_again() -> None:
         consumer = Consumer(committed=28, end=end)
         commits = AgentCommits(["app-ingest"], clock=lambda: now[0])
         commits.install(consumer)
+        for offset in (28, 29, 30, 31):
+            commits.handed(at(offset))
         commits.written([at(28), at(29), at(30)])  # 31 was read, then dropped: nothing follows
         assert consumer._new_offset(INGEST) == 31
         consumer._committed_offset[INGEST] = 31  # Faust committed it
@@ -167,6 +172,46 @@ def test_a_record_dropped_at_the_end_of_a_partition_is_read_again() -> None:
 
     assert asyncio.run(scenario(end=32)) == [(INGEST, 31)]
     assert asyncio.run(scenario(end=31)) == []  # everything there was written
+
+
+def test_a_backlog_not_handed_on_yet_is_not_read_again() -> None:
+    """A worker starting on a backlog reaches some partitions seconds later: no seek."""
+    async def scenario() -> list[tuple[TP, int]]:
+        now = [100.0]
+        consumer = Consumer(committed=28, end=5_000)
+        commits = AgentCommits(["app-ingest"], clock=lambda: now[0])
+        commits.install(consumer)
+        for _ in range(3):
+            now[0] += HOLE_PATIENCE
+            assert consumer._new_offset(INGEST) is None
+        await asyncio.sleep(0)
+        assert consumer.seeks == []
+        commits.handed(at(28))  # read, and then never written: a hole after all
+        consumer._new_offset(INGEST)
+        now[0] += HOLE_PATIENCE + 1
+        consumer._new_offset(INGEST)
+        await asyncio.sleep(0)
+        return consumer.seeks
+
+    assert asyncio.run(scenario()) == [(INGEST, 28)]
+
+
+def test_after_an_assignment_only_what_is_handed_on_again_counts() -> None:
+    async def scenario() -> list[tuple[TP, int]]:
+        now = [100.0]
+        consumer = Consumer(committed=28, end=5_000)
+        commits = AgentCommits(["app-ingest"], clock=lambda: now[0])
+        commits.install(consumer)
+        commits.handed(at(900))  # read before a rebalance; the partition is read again from 28
+        await consumer.perform_seek()
+        consumer._committed_offset[INGEST] = 28  # the group's committed offset, as Faust set it
+        consumer._new_offset(INGEST)
+        now[0] += HOLE_PATIENCE + 1
+        consumer._new_offset(INGEST)
+        await asyncio.sleep(0)
+        return consumer.seeks
+
+    assert asyncio.run(scenario()) == []
 
 
 def test_a_committed_offset_older_than_the_log_is_moved_to_its_start() -> None:

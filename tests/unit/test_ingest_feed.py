@@ -9,6 +9,7 @@ hand. A lost or doubled record here would be a lost acknowledged event or a late
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from mode.utils.queues import FlowControlEvent
 
 from convoy_stream import ingest_feed
+from convoy_stream.agent_commits import AgentCommits
 from convoy_stream.ingest_feed import FED, IngestFeed
 
 
@@ -25,6 +27,10 @@ class Message:
     generation_id: int = 1
     topic: str = "app-ingest"
 
+    @property
+    def tp(self) -> tuple[str, int]:
+        return (self.topic, 0)
+
 
 class App:
     """What the feed reads of Faust's app."""
@@ -33,19 +39,32 @@ class App:
         self.flow_control = FlowControlEvent(initially_suspended=False)
         self.consumer_generation_id = 1
         self.rebalancing = False
+        self.consumer = Consumer()
+
+
+class Consumer:
+    """Faust's consumer as the feed asks it: a partition's end offset from the last fetch."""
+
+    def __init__(self) -> None:
+        self.ends: dict[tuple[str, int], int] = {}
+
+    def highwater(self, tp: tuple[str, int]) -> int:
+        return self.ends[tp]  # aiokafka raises, too, for a partition it has not fetched
 
 
 def feed(app: App, **kwargs: Any) -> IngestFeed:
-    return IngestFeed(app, "app-ingest", **{"max_batch": 3, **kwargs})
+    return IngestFeed(app, "app-ingest", **{"max_batch": 3, "within": 1.0, **kwargs})
 
 
 def offsets(batch: list[Message]) -> list[int]:
     return [m.offset for m in batch]
 
 
-def test_batches_hold_at_most_max_batch_and_do_not_wait_to_fill() -> None:
+def test_batches_hold_at_most_max_batch_and_do_not_wait_at_the_end_of_the_partition() -> None:
     async def scenario() -> tuple[list[int], list[int]]:
-        f = feed(App())
+        app = App()
+        app.consumer.ends[("app-ingest", 0)] = 4  # offsets 0-3: all of it is fetched
+        f = feed(app)
         for offset in range(4):
             assert await f.on_message(Message(offset)) is FED
         full = await f.take()
@@ -65,6 +84,28 @@ def test_a_lone_record_is_taken_as_soon_as_it_arrives() -> None:
         return offsets(await asyncio.wait_for(taking, 0.05))
 
     assert asyncio.run(scenario()) == [7]
+
+
+def test_with_a_backlog_behind_it_a_batch_waits_briefly_to_fill() -> None:
+    async def scenario() -> tuple[list[int], float, list[int]]:
+        app = App()
+        app.consumer.ends[("app-ingest", 0)] = 1_000  # Kafka holds far more than was fetched
+        f = feed(app, within=0.2)
+        await f.on_message(Message(0))
+        taking = asyncio.ensure_future(f.take())
+        await asyncio.sleep(0.02)
+        assert not taking.done()  # waits for the rest of the fetch
+        await f.on_message(Message(1))
+        await f.on_message(Message(2))
+        full = offsets(await asyncio.wait_for(taking, 0.05))  # filled: taken at once
+        await f.on_message(Message(3))
+        started = time.monotonic()
+        alone = offsets(await f.take())  # never fills: taken after `within`
+        return full, time.monotonic() - started, alone
+
+    full, waited, alone = asyncio.run(scenario())
+    assert full == [0, 1, 2] and alone == [3]
+    assert 0.15 <= waited < 1.0
 
 
 def test_messages_of_an_older_consumer_generation_are_not_handed_on() -> None:
@@ -181,6 +222,7 @@ def test_the_conductor_hands_ingest_messages_to_the_feed_and_others_to_faust(mon
     async def scenario() -> tuple[Any, Any, list[int], list[Message]]:
         app = App()
         app.ingest_feed = f = feed(app)  # type: ignore[attr-defined]
+        app.agent_commits = commits  # type: ignore[attr-defined]
         faust = Handler()
         monkeypatch.setattr(ingest_feed.Conductor, "_compile_message_handler", lambda self: faust.on_message)
         conductor = ingest_feed.FeedConductor.__new__(ingest_feed.FeedConductor)  # no Service machinery
@@ -190,6 +232,9 @@ def test_the_conductor_hands_ingest_messages_to_the_feed_and_others_to_faust(mon
         other = await on_message(Message(6, topic="app-dead-letters"))
         return fed, other, offsets(list(f._buffer)), faust.got
 
+    commits = AgentCommits(["app-ingest", "app-dead-letters"])
     fed, other, buffered, to_faust = asyncio.run(scenario())
     assert fed is FED and other == "faust"
     assert buffered == [5] and [m.offset for m in to_faust] == [6]
+    # both were handed on: a hole at either offset would now be read again
+    assert commits._handed == {("app-ingest", 0): 5, ("app-dead-letters", 0): 6}
