@@ -13,7 +13,7 @@ appends it to a buffer, and `run` hands the pipeline up to `max_batch` of them a
 A batch waits up to `within` to fill only while Kafka holds more of the partition than was
 fetched (a backlog): every batch costs a RocksDB write and a Kafka record batch per table
 partition, and where the consumer also reads standby changelogs (two workers) a backlog
-otherwise arrives in handfuls (two workers ran 0.45x of one, not 0.83x). An event at the
+otherwise arrives in handfuls (two workers ran 0.45x of one, not 0.80x). An event at the
 end of its partition is taken at once: waiting for company cost e2e latency (p50 +2 ms)
 and, with HTTP load in the same worker, 15% of the REST rate. What Faust's streams
 guaranteed around a rebalance still holds:

@@ -27,6 +27,14 @@ def stored(api: Api, uid: str) -> dict[str, Any]:
     return eventually(check, timeout=60)
 
 
+def outgoing_project(worker: Worker) -> tuple[Api, str]:
+    """A new outgoing project on `worker`, with one endpoint: its API and the endpoint id."""
+    admin = httpx.Client(base_url=worker.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    data = admin.post("/api/v1/projects", json={"name": "recover", "type": "outgoing"}).json()["data"]
+    api = Api(worker.url, data["api_key"]["key"], data["project"]["uid"])
+    return api, api.post("/endpoints", {"name": "e", "url": "https://example.com/r"}).json()["data"]["uid"]
+
+
 def post_burst(api: Api, endpoint_id: str) -> dict[str, list[str]]:
     """Every key several times at once, so copies share a batch: uids per key."""
     bodies = [{"endpoint_id": endpoint_id, "event_type": "burst", "data": {"key": k, "copy": c}, "idempotency_key": f"k{k}"}
@@ -51,10 +59,7 @@ def test_duplicates_in_one_burst_and_tables_rebuilt_from_the_changelog(kafka_bro
     worker = Worker(kafka_broker.bootstrap, tmp_path_factory.mktemp("recover"), app_id, ADMIN_TOKEN).start()
     try:
         worker.wait_healthy()
-        admin = httpx.Client(base_url=worker.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
-        data = admin.post("/api/v1/projects", json={"name": "recover", "type": "outgoing"}).json()["data"]
-        api = Api(worker.url, data["api_key"]["key"], data["project"]["uid"])
-        endpoint_id = api.post("/endpoints", {"name": "e", "url": "https://example.com/r"}).json()["data"]["uid"]
+        api, endpoint_id = outgoing_project(worker)
 
         uids = post_burst(api, endpoint_id)
         before = {uid: stored(api, uid) for key_uids in uids.values() for uid in key_uids}
@@ -159,10 +164,7 @@ def test_a_worker_started_on_a_large_backlog_reads_every_record_once(
     worker = Worker(kafka_broker.bootstrap, tmp_path_factory.mktemp("bigbacklog"), app_id, ADMIN_TOKEN).start()
     try:
         worker.wait_healthy()
-        admin = httpx.Client(base_url=worker.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
-        data = admin.post("/api/v1/projects", json={"name": "backlog", "type": "outgoing"}).json()["data"]
-        api = Api(worker.url, data["api_key"]["key"], data["project"]["uid"])
-        endpoint_id = api.post("/endpoints", {"name": "e", "url": "https://example.com/b"}).json()["data"]["uid"]
+        api, endpoint_id = outgoing_project(worker)
         # One event through the API: the endpoint gets the subscription Convoy would create.
         assert api.post("/events", {"endpoint_id": endpoint_id, "event_type": "warm", "data": {}}).status_code == 201
         read_topic(kafka_broker.bootstrap, f"{app_id}-deliveries", until=lambda rs: len(rs) == 1)
