@@ -124,9 +124,13 @@ class AgentCommits:
             for tp in ours:  # read again from the committed offset: nothing handed on yet
                 self._handed.pop(tp, None)
             if ours:
-                for tp, earliest in (await consumer.earliest_offsets(*ours)).items():
+                earliest_offsets = await consumer.earliest_offsets(*ours)
+                # A rebalance during that await may have revoked some: Faust forgot their
+                # committed offsets, and one set now would be stale at their next assignment.
+                assigned = consumer.assignment()
+                for tp, earliest in earliest_offsets.items():
                     committed = consumer._committed_offset.get(tp)
-                    if committed is None or committed < earliest:
+                    if tp in assigned and (committed is None or committed < earliest):
                         consumer._committed_offset[tp] = earliest
 
         consumer.perform_seek = perform_seek
@@ -166,6 +170,12 @@ class AgentCommits:
         # `seek_wait`, not `seek`: Faust's `seek` calls aiokafka from this thread while the
         # consumer thread iterates its fetched records, which crashed a worker (KeyError in
         # `Fetcher.fetched_records`); `seek_wait` runs the seek on the consumer's thread.
+        # The seek runs a loop turn after the hole was seen: a rebalance may have taken the
+        # partition away (or handed it back with a committed offset past the hole) since.
+        consumer = self._consumer
+        committed = consumer._committed_offset.get(tp)
+        if tp not in consumer.assignment() or committed is None or committed > offset:
+            return
         try:
             await self._consumer.seek_wait({tp: offset})
         except Exception:  # a rebalance in between seeks for us; the next hole tries again

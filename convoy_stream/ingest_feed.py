@@ -100,7 +100,9 @@ class IngestFeed:
         """The next batch: up to `max_batch` messages of the current consumer generation."""
         buffer = self._buffer
         while True:
-            if not buffer:
+            # A rebalance can empty the buffer (`clear`) between the wake-up and this task
+            # running again: what was buffered before an await is checked again after it.
+            while not buffer:
                 self._arrived.clear()
                 await self._arrived.wait()
             if len(buffer) < self.max_batch and self.behind():
@@ -119,6 +121,8 @@ class IngestFeed:
 
     def behind(self) -> bool:
         """Whether Kafka holds records past the newest buffered message (a backlog to batch)."""
+        if not self._buffer:
+            return False
         newest = self._buffer[-1]
         end = end_offset(self.app.consumer, newest.tp)
         return end is not None and newest.offset + 1 < end

@@ -141,7 +141,9 @@ class Batch:
         changelog offset Faust resumes recovery from is written last, once the broker
         has the rows.
         """
-        sent: list[tuple[asyncio.Future, int, Any, TopicPartition | None]] = []  # future, records, store, changelog
+        # Every RocksDB write happens before the first await: a partition's database is
+        # never looked up again after the loop has yielded (and a rebalance could have run).
+        changelog: list[tuple[Any, str, int, list[tuple[bytes, bytes | None]]]] = []
         for writes in (self._writes.events, self._writes.idempotency, self._writes.broker_ids):
             store, topic = writes.table.data, writes.table.changelog_topic.get_topic_name()
             for partition, rows in writes.encoded():
@@ -152,8 +154,11 @@ class Batch:
                     else:
                         batch.put(key, value)
                 store._db_for_partition(partition).write(batch)
-                tp = TopicPartition(topic, partition)
-                sent += [(f, n, store, tp) for f, n in await send_records(producer, topic, partition, [(k, v, []) for k, v in rows])]
+                changelog.append((store, topic, partition, rows))
+        sent: list[tuple[asyncio.Future, int, Any, TopicPartition | None]] = []  # future, records, store, changelog
+        for store, topic, partition, rows in changelog:
+            tp = TopicPartition(topic, partition)
+            sent += [(f, n, store, tp) for f, n in await send_records(producer, topic, partition, [(k, v, []) for k, v in rows])]
         for partition, records in self._deliveries.items():
             sent += [(f, n, None, None) for f, n in await send_records(producer, delivery_topic_name, partition, records)]
         results = await asyncio.gather(*(f for f, _, _, _ in sent))
@@ -162,5 +167,9 @@ class Batch:
             if tp is not None:
                 last[tp] = (store, max(last.get(tp, (None, -1))[1], metadata.offset + count - 1))
         for tp, (store, offset) in last.items():
-            store.set_persisted_offset(tp, offset)
+            # After the awaits: a partition whose database a rebalance closed meanwhile keeps
+            # its older persisted offset (its recovery replays a little more, harmlessly)
+            # rather than reopening the database here.
+            if tp.partition in store._dbs:
+                store.set_persisted_offset(tp, offset)
 
