@@ -52,8 +52,9 @@ class BrokerMessage:
     message_id: str
     handle: Any = field(default=None, repr=False)
     #: Names this message and no other, the same on every redelivery (SQS MessageId,
-    #: Pub/Sub message id, Kafka topic/partition/offset, AMQP message_id when set);
-    #: "" when the broker gives none. Redeliveries are deduplicated by it.
+    #: Pub/Sub message id, Kafka topic/partition/offset, AMQP message_id, else a hash of the
+    #: AMQP message's content). Redeliveries are deduplicated by it; "" (a consumer that knows
+    #: no identity) leaves them undeduplicated.
     delivery_id: str = ""
 
 

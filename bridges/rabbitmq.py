@@ -12,6 +12,9 @@
 - message id: the ``message_id`` property, else ``exchange/routing_key/delivery_tag``
   (Convoy used the possibly empty property only). Headers: the AMQP headers table, every value
   stringified (Convoy nacked messages with non-string header values).
+- redelivery identity (``delivery_id``): the ``message_id`` property, else
+  :func:`content_id`, a hash of what the publisher sent. A delivery tag names a delivery, not
+  a message (a redelivery gets a new one), so it cannot recognise a redelivered message.
 - reconnect: a plain connection rather than ``connect_robust``: when the connection drops,
   ``receive`` raises and the shared loop (``base.run_consumer``) closes and reconnects with
   exponential backoff and jitter, the same as for every other broker, with the error visible
@@ -23,6 +26,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -31,13 +35,48 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 from aio_pika.exceptions import ChannelInvalidStateError
 
-from .base import DEFAULT_BATCH_SIZE, BrokerMessage, lower_headers
+from .base import DEFAULT_BATCH_SIZE, BrokerMessage, header_text, lower_headers
 
 log = logging.getLogger(__name__)
 
 RECEIVE_WAIT = 1.0
 CONNECT_TIMEOUT = 10.0
 HEARTBEAT = 30  # as Convoy's URL (?heartbeat=30)
+
+
+#: Headers RabbitMQ itself adds or changes when it redelivers or dead-letters a message: not
+#: part of what the publisher sent, so not part of :func:`content_id`.
+BROKER_HEADERS = frozenset({"x-delivery-count", "x-death", "x-first-death-exchange", "x-first-death-queue",
+                            "x-first-death-reason", "x-last-death-exchange", "x-last-death-queue",
+                            "x-last-death-reason"})
+
+
+def content_id(message: AbstractIncomingMessage) -> str:
+    """The identity of a message published without a ``message_id``: the same on every
+    redelivery of it, different for any message that differs in what the publisher sent.
+
+    A SHA-256 over the exchange, the routing key, the publisher's properties (content type and
+    encoding, correlation id, reply-to, timestamp, type, user id, app id, priority), the headers
+    (less those RabbitMQ adds on redelivery, :data:`BROKER_HEADERS`) and the body. The bridge
+    scopes it to its source (one queue). What this implies: two messages published without a
+    ``message_id`` that are identical in all of these are one message to the bridge; the second
+    is stored as a duplicate within the project's retention and not delivered. Publishers that
+    send the same content twice on purpose set a ``message_id`` (or a timestamp) to tell them
+    apart.
+    """
+    properties = {
+        "content_type": message.content_type, "content_encoding": message.content_encoding,
+        "correlation_id": message.correlation_id, "reply_to": message.reply_to,
+        "timestamp": message.timestamp.timestamp() if message.timestamp else None,
+        "type": message.type, "user_id": message.user_id, "app_id": message.app_id, "priority": message.priority,
+    }
+    headers = {name: value for name, value in (message.headers or {}).items() if name.lower() not in BROKER_HEADERS}
+    digest = hashlib.sha256()
+    for part in (message.exchange or "", message.routing_key or "", header_text(properties), header_text(headers)):
+        encoded = part.encode()
+        digest.update(len(encoded).to_bytes(8, "big") + encoded)
+    digest.update(bytes(message.body))
+    return "sha256:" + digest.hexdigest()
 
 
 class _ConnectionLost:
@@ -128,7 +167,7 @@ class RabbitMQConsumer:
             headers=lower_headers((message.headers or {}).items()),
             message_id=message_id,
             handle=message,
-            delivery_id=message.message_id or "",
+            delivery_id=message.message_id or content_id(message),
         )
 
     async def receive(self, max_messages: int) -> list[BrokerMessage]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
@@ -24,6 +26,17 @@ from .transforms import in_transform_thread
 
 log = logging.getLogger(__name__)
 
+#: FOR TESTS ONLY, never set in production: a worker whose bridge has just written a message
+#: whose body contains this variable's value (at least 16 characters) to Kafka kills itself
+#: with SIGKILL before acknowledging it at the broker: the crash the redelivery tests need,
+#: exactly between the Kafka write and the broker ack. Unset (the default) it does nothing.
+TEST_CRASH_AFTER_WRITE = "CONVOY_STREAM_TEST_ONLY_SIGKILL_AFTER_KAFKA_WRITE_OF"
+
+
+def _crash_marker() -> bytes | None:
+    marker = os.environ.get(TEST_CRASH_AFTER_WRITE, "")
+    return marker.encode() if len(marker) >= 16 else None
+
 
 class Bridges:
     def __init__(self, config: ConfigStore, publisher: Publisher) -> None:
@@ -33,6 +46,7 @@ class Bridges:
                                      on_reconnect=metrics.record_bridge_reconnect)
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._crash_marker = _crash_marker()
 
     async def handle(self, source: Mapping[str, Any], messages: Sequence[BrokerMessage]) -> list[Exception | None]:
         """Build every message's record, then publish the batch and wait for Kafka once."""
@@ -58,6 +72,9 @@ class Bridges:
         published = await self.publisher.publish_many([record for _, record in records])
         for (i, _), outcome in zip(records, published):
             outcomes[i] = InvalidMessage(f"message too large: {outcome}") if isinstance(outcome, RecordTooLarge) else outcome
+        if self._crash_marker is not None and any(
+                outcome is None and self._crash_marker in message.body for message, outcome in zip(messages, outcomes)):
+            os.kill(os.getpid(), signal.SIGKILL)  # tests only: see TEST_CRASH_AFTER_WRITE
         return outcomes
 
     async def dead_letter(self, source: Mapping[str, Any], message: BrokerMessage, reason: str) -> None:

@@ -137,6 +137,50 @@ def read_topic(bootstrap: str, topic: str, *, until: Callable[[list[dict[str, An
     return records
 
 
+def read_to_end(bootstrap: str, topic: str, timeout: float = 30) -> list[dict[str, Any]]:
+    """Every JSON record of `topic` up to its end offsets as they are when called.
+
+    For "X was never written" checks: a record that was written before the call is read,
+    however busy the machine (no fixed poll window), and the read ends as soon as the
+    consumer's position reaches every partition's end.
+    """
+    from aiokafka import TopicPartition
+
+    async def consume() -> list[dict[str, Any]]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+        await consumer.start()
+        try:
+            partitions = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or ())]
+            if not partitions:
+                await consumer._client.force_metadata_update()  # noqa: SLF001 - a topic created a moment ago
+                partitions = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or ())]
+            assert partitions, f"topic {topic} does not exist"
+            ends = await consumer.end_offsets(partitions)
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            records: list[dict[str, Any]] = []
+            deadline = time.monotonic() + timeout
+            async def behind() -> bool:
+                for tp, end in ends.items():
+                    if await consumer.position(tp) < end:
+                        return True
+                return False
+
+            while await behind():
+                assert time.monotonic() < deadline, f"{topic}: end offsets {ends} not reached within {timeout}s"
+                for tp, messages in (await consumer.getmany(*partitions, timeout_ms=500)).items():
+                    for message in messages:
+                        if message.offset < ends[tp]:
+                            document = orjson.loads(message.value)
+                            document["__key"] = orjson.loads(message.key) if message.key else None
+                            records.append(document)
+            return records
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(consume())
+
+
 def all_committed(bootstrap: str, app_id: str, topic: str, timeout: float = 30, partitions: int = 8) -> None:
     """Wait until the worker group has committed every record of `<app_id>-<topic>`.
 
