@@ -21,7 +21,7 @@ def _run_worker(*, bridges: bool = True, web: bool = True) -> None:
     from . import pipeline  # noqa: F401  (registers the agent)
     from .app import app, create_topics, settings
 
-    asyncio.run(create_topics())
+    layout = asyncio.run(create_topics())
 
     # A token the operator chose is never written to the log; a generated one is shown so a
     # first `make run` can be used at once (it is also in <data dir>/admin-token, mode 0600).
@@ -31,7 +31,9 @@ def _run_worker(*, bridges: bool = True, web: bool = True) -> None:
         f"convoy-stream worker\n"
         f"  API:        {settings.base_url}/api/v1\n"
         f"  ingest:     {settings.base_url}/ingest/<mask_id>\n"
-        f"  Kafka:      {settings.kafka_bootstrap}\n"
+        f"  Kafka:      {settings.kafka_bootstrap} ({settings.kafka.describe()})\n"
+        f"  topics:     replication factor {layout.replication_factor}, "
+        f"min.insync.replicas {layout.min_insync_replicas}\n"
         f"  admin token {admin_shown}   (Authorization: Bearer <token> for POST /api/v1/projects)\n"
         f"  data dir:   {settings.data_dir.resolve()}",
         flush=True,
@@ -131,7 +133,15 @@ def main(argv: list[str] | None = None) -> None:
                        help="require SCRAM-SHA-256/512 from clients; repeatable")
     kafka.set_defaults(func=cmd_kafka)
     args = parser.parse_args(argv)
-    args.func(args)
+    from .kafka_connection import SettingError
+    from .kafka_preflight import ClusterUnusable
+    from .topic_layout import TopicMismatch
+
+    try:
+        args.func(args)
+    except (SettingError, ClusterUnusable, TopicMismatch) as exc:
+        # A setting or cluster the worker cannot run with: one line that says what to do.
+        sys.exit(f"convoy-stream: {exc}")
 
 
 if __name__ == "__main__":
