@@ -253,11 +253,17 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
 # ----------------------------------------------------------------------------- Kafka
 
 
-def start_kafka(workdir: Path) -> Any:
-    """The benchmark's broker: convoy-stream's own embedded Apache Kafka on a free port."""
+def start_kafka(workdir: Path, nodes: int = 0) -> Any:
+    """The benchmark's broker: convoy-stream's own embedded Apache Kafka on a free port, or
+    with ``nodes`` a local KRaft cluster of that many nodes (512 MB heap each, as the single
+    broker; PLAINTEXT, so the rows measure replication and nothing else)."""
+    from convoy_stream.embedded_cluster import EmbeddedKafkaCluster
     from convoy_stream.embedded_kafka import EmbeddedKafka
 
-    kafka = EmbeddedKafka(free_port(), workdir / "kafka")
+    if nodes:
+        kafka: Any = EmbeddedKafkaCluster(nodes, workdir / "kafka-cluster", heap="512m")
+    else:
+        kafka = EmbeddedKafka(free_port(), workdir / "kafka")
     cleanup = PROCS.on_exit(kafka.stop)
     try:
         kafka.start(timeout=180)
@@ -275,8 +281,13 @@ async def create_topic(bootstrap: str, name: str, partitions: int, *, compacted:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
-        configs = {"cleanup.policy": "compact"} if compacted else None
-        await admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs)])
+        # the replication the workers are configured with (bench/run.py --cluster sets it)
+        replication = int(os.environ.get("CONVOY_STREAM_REPLICATION_FACTOR", "1"))
+        configs = {"cleanup.policy": "compact"} if compacted else {}
+        if replication > 1:
+            configs["min.insync.replicas"] = os.environ.get("CONVOY_STREAM_MIN_INSYNC_REPLICAS",
+                                                            str(replication - 1))
+        await admin.create_topics([NewTopic(name, partitions, replication, topic_configs=configs or None)])
     except TopicAlreadyExistsError:
         pass
     finally:

@@ -3,6 +3,7 @@
     make bench                                   # every scenario, 3 runs each (~20 min)
     .venv/bin/python bench/run.py --quick        # 1 run, smaller backlogs (~3 min)
     .venv/bin/python bench/run.py --only rest,pipeline --runs 5
+    .venv/bin/python bench/run.py --only pipeline,e2e --cluster 3   # replication 1 beside 3
 
 It starts what it needs (an embedded Apache Kafka on a free port, convoy-stream workers, the
 baselines, wrk, moto / the Pub/Sub emulator / RabbitMQ for the bridges) and stops all of it
@@ -194,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="1 run, short loads, small backlogs (~3 minutes)")
     parser.add_argument("--lookup-events", type=int, default=None,
                         help="events stored for the lookups scenario (default 1,000,000; --quick: 100,000)")
+    parser.add_argument("--cluster", type=int, default=0, metavar="NODES",
+                        help="run on a local KRaft cluster of NODES nodes instead of one broker, each "
+                             "scenario twice: topics with replication 1 and with min(3, NODES)")
     parser.add_argument("--keep-workdir", action="store_true", help="keep logs and data of the run (printed path)")
     args = parser.parse_args(argv)
     selected = [s.strip() for s in args.only.split(",") if s.strip()] or list(ORDER)
@@ -220,23 +224,34 @@ def main(argv: list[str] | None = None) -> int:
         if "pipeline" in selected:
             ensure_py_spy()
         log(f"starting embedded Kafka (work dir {workdir})")
-        kafka = start_kafka(workdir)
+        kafka = start_kafka(workdir, args.cluster)
         log(f"Kafka on {kafka.bootstrap}")
         ctx = Context(kafka=kafka, workdir=workdir, runs=runs, quick=args.quick, nonce=new_nonce(),
                       lookup_events=args.lookup_events)
+        # with --cluster: every scenario with replication 1, then with replication 3 (workers
+        # and the topics the benchmark creates read CONVOY_STREAM_REPLICATION_FACTOR)
+        passes: list[int | None] = [1, min(3, args.cluster)] if args.cluster else [None]
         for name in selected:
-            log(f"=== {name} ({runs} run{'s' if runs > 1 else ''})")
-            t0 = time.monotonic()
-            try:
-                for row in scenario_runner(name)(ctx):
-                    docs.append(row_document(row))
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:
-                errors[name] = f"{type(exc).__name__}: {exc}"
-                log(f"{name} failed: {errors[name]}\n{traceback.format_exc()}")
-            timings[name] = round(time.monotonic() - t0, 1)
-            log(f"=== {name} done in {timings[name]:.0f}s")
+            for rf in passes:
+                label = name if rf is None else f"{name} rf{rf}"
+                if rf is not None:
+                    os.environ["CONVOY_STREAM_REPLICATION_FACTOR"] = str(rf)
+                    os.environ["CONVOY_STREAM_MIN_INSYNC_REPLICAS"] = str(max(1, rf - 1))
+                    ctx.shared.clear()
+                log(f"=== {label} ({runs} run{'s' if runs > 1 else ''})")
+                t0 = time.monotonic()
+                try:
+                    for row in scenario_runner(name)(ctx):
+                        if rf is not None:
+                            row.scenario = f"{row.scenario} rf{rf}"
+                        docs.append(row_document(row))
+                except KeyboardInterrupt:
+                    raise
+                except Exception as exc:
+                    errors[label] = f"{type(exc).__name__}: {exc}"
+                    log(f"{label} failed: {errors[label]}\n{traceback.format_exc()}")
+                timings[label] = round(time.monotonic() - t0, 1)
+                log(f"=== {label} done in {timings[label]:.0f}s")
     except KeyboardInterrupt:
         interrupted = True
         log("interrupted: stopping everything")

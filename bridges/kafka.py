@@ -3,8 +3,9 @@
 - group: ``consumer_group_id``, else ``convoy-stream-<source uid>`` (Convoy used a single
   space, which made unrelated sources share a group). A new group starts at the earliest
   offset, as Convoy's kafka-go reader. Only committed transactional records are read.
-- empty ``brokers`` means convoy-stream's own cluster (``kafka_bootstrap``): services that
-  already speak Kafka produce to a topic there and this bridge ingests it.
+- empty ``brokers`` means convoy-stream's own cluster (``kafka_bootstrap``, with its TLS/SASL
+  settings): services that already speak Kafka produce to a topic there and this bridge
+  ingests it.
 - ack: offsets are committed manually. Per partition the bridge remembers the offsets it
   handed out in order; after an ack it commits just past the longest acked prefix, so a
   message that is still in flight or was rejected is never skipped (Convoy's later commits
@@ -29,7 +30,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInProgressError
-from aiokafka.helpers import create_ssl_context
+
+from convoy_stream.kafka_connection import KafkaConnection, build_ssl_context, connection
 
 from .base import DEFAULT_BATCH_SIZE, BrokerMessage, header_text, lower_headers
 
@@ -51,7 +53,7 @@ def security_options(auth: Mapping[str, Any] | None) -> dict[str, Any]:
     kind = (auth.get("type") or "").lower()
     options: dict[str, Any] = {}
     if tls:
-        options["ssl_context"] = create_ssl_context()
+        options["ssl_context"] = build_ssl_context()
     if kind in ("plain", "scram"):
         options["security_protocol"] = "SASL_SSL" if tls else "SASL_PLAINTEXT"
         if kind == "plain":
@@ -99,7 +101,7 @@ class KafkaConsumer:
         source: Mapping[str, Any],
         *,
         batch_size: int = DEFAULT_BATCH_SIZE,
-        kafka_bootstrap: str | None = None,
+        kafka_bootstrap: str | KafkaConnection | None = None,
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
     ) -> None:
@@ -107,7 +109,12 @@ class KafkaConsumer:
         brokers = config.get("brokers") or []
         if isinstance(brokers, str):
             brokers = [b for b in brokers.split(",") if b.strip()]
-        self.bootstrap: str | None = ",".join(b.strip() for b in brokers) or kafka_bootstrap
+        external = ",".join(b.strip() for b in brokers)
+        own = connection(kafka_bootstrap) if kafka_bootstrap and not external else None
+        self.bootstrap: str | None = external or (own.bootstrap if own else None)
+        #: The connection options: the source's ``auth`` for an external cluster, the app's own
+        #: settings for its own cluster.
+        self._security = own.client_options() if own else None
         self.topic: str = config.get("topic_name") or ""
         self.group_id = group_id_for(source)
         self._auth = config.get("auth") or {}
@@ -125,7 +132,6 @@ class KafkaConsumer:
             raise ValueError("topic name is required")
         self._tracker = _Tracker()
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap,
             group_id=self.group_id,
             client_id="convoy-stream-bridge",
             enable_auto_commit=False,
@@ -135,7 +141,7 @@ class KafkaConsumer:
             session_timeout_ms=self.session_timeout_ms,
             heartbeat_interval_ms=self.heartbeat_interval_ms,
             request_timeout_ms=15_000,  # Convoy's dial timeout
-            **security_options(self._auth),
+            **(self._security or {"bootstrap_servers": self.bootstrap, **security_options(self._auth)}),
         )
         consumer.subscribe(topics=[self.topic], listener=self._tracker)
         self._consumer = consumer

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from convoy_stream.kafka_connection import KafkaConnection
+
 from .base import (
     DEFAULT_BATCH_SIZE,
     Consumer,
@@ -107,7 +109,7 @@ class BridgeManager:
         handle: Handle,
         dead_letter: DeadLetter,
         *,
-        kafka_bootstrap: str | None = None,
+        kafka_bootstrap: str | KafkaConnection | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         stop_timeout: float = 10.0,
         consumer_factory: ConsumerFactory = consumer_for,

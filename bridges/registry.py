@@ -11,6 +11,8 @@ import importlib
 from collections.abc import Mapping
 from typing import Any
 
+from convoy_stream.kafka_connection import KafkaConnection
+
 from .base import DEFAULT_BATCH_SIZE, Consumer
 
 # pub_sub.type -> (module, class)
@@ -34,7 +36,7 @@ def consumer_for(
     source: Mapping[str, Any],
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
-    kafka_bootstrap: str | None = None,
+    kafka_bootstrap: str | KafkaConnection | None = None,
 ) -> Consumer:
     """A new, unconnected consumer for ``source``, picked by ``source["pub_sub"]["type"]``.
 

@@ -20,9 +20,11 @@ from .agent_commits import AgentCommits
 from .ids import partition_of
 from .ingest_feed import FeedConductor, IngestFeed
 from .ingestion import Tables
-from .publisher import DOWNSTREAM_MAX_BYTES, Publisher, anchor_group, anchor_records, ensure_topics
+from .kafka_preflight import check_cluster, quiet_aiokafka
+from .publisher import DOWNSTREAM_MAX_BYTES, Publisher, anchor_group, anchor_records
 from .records import Delivery, IngestRecord
 from .settings import Settings
+from .topic_layout import Layout, TopicSpec, broker_count, ensure_layout, resolve_layout
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,9 @@ def create_app(settings: Settings) -> ConvoyApp:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = ConvoyApp(
         settings.app_id,
-        broker=f"kafka://{settings.kafka_bootstrap}",
+        broker=settings.kafka.faust_broker(),
+        # TLS/SASL for Faust's consumer, producer and admin: the same as every other client.
+        broker_credentials=settings.kafka.faust_credentials(),
         # RocksDB, always: the pipeline writes its tables' databases directly (table_writes.py).
         store="rocksdb://",
         autodiscover=False,
@@ -73,6 +77,7 @@ def create_app(settings: Settings) -> ConvoyApp:
         web_host=settings.host,
         canonical_url=f"http://{settings.host}:{settings.port}",
         topic_partitions=settings.partitions,
+        # Resolved from the cluster at start (`create_topics`); every topic is created there.
         topic_replication_factor=1,
         table_standby_replicas=settings.standby_replicas,
         key_serializer="json",
@@ -108,13 +113,13 @@ def create_app(settings: Settings) -> ConvoyApp:
     )
     app.settings = settings
     app.publisher = Publisher(
-        settings.kafka_bootstrap,
+        settings.kafka,
         ingest_topic=f"{settings.app_id}-ingest",
         dead_letter_topic=f"{settings.app_id}-dead-letters",
         partitions=settings.partitions,
         timeout=settings.publish_timeout,
     )
-    app.config_store = ConfigStore(settings.kafka_bootstrap, f"{settings.app_id}-config")
+    app.config_store = ConfigStore(settings.kafka, f"{settings.app_id}-config")
     app.publisher.config_position = lambda: app.config_store.position
     return app
 
@@ -182,24 +187,43 @@ def active_keys(app: ConvoyApp) -> Callable[[str], bool]:
     return lambda key: partition_of(key, settings.partitions) in owned
 
 
-async def create_topics() -> None:
-    """Create the pipeline topics before the worker subscribes.
-
-    Run before Faust starts: a consumer that subscribes before its topic
-    exists ignores the topic ("Ignoring missing topic") and never consumes it.
-    """
-    names = [ingest_topic.get_topic_name(), dead_letter_topic.get_topic_name()]
-    await ensure_topics(settings.kafka_bootstrap, names, settings.partitions)
-    await anchor_group(settings.kafka_bootstrap, settings.app_id, anchor_records(*names), settings.partitions)
+def topic_specs() -> list[TopicSpec]:
+    """Every topic the worker uses, Faust's own included: all are created by `create_topics`."""
+    partitions = settings.partitions
     # A delivery record or a stored event row can outgrow the ingest record it came from.
-    await ensure_topics(settings.kafka_bootstrap, [delivery_topic.get_topic_name()], settings.partitions,
-                        max_message_bytes=DOWNSTREAM_MAX_BYTES)
-    # Changelogs too: a consumer that first sees a changelog before it exists
-    # remembers it with 0 partitions, and every table write then fails with
-    # PartitionsMismatch until the next rebalance.
-    changelogs = [table.changelog_topic.get_topic_name() for table in app.tables.values()]
-    await ensure_topics(settings.kafka_bootstrap, changelogs, settings.partitions, compacted=True,
-                        max_message_bytes=DOWNSTREAM_MAX_BYTES)
+    downstream = DOWNSTREAM_MAX_BYTES
+    return [
+        TopicSpec(ingest_topic.get_topic_name(), partitions),
+        TopicSpec(dead_letter_topic.get_topic_name(), partitions),
+        TopicSpec(delivery_topic.get_topic_name(), partitions, max_message_bytes=downstream),
+        TopicSpec(f"{settings.app_id}-config", 1, compacted=True),
+        # Changelogs too: a consumer that first sees a changelog before it exists
+        # remembers it with 0 partitions, and every table write then fails with
+        # PartitionsMismatch until the next rebalance.
+        *(TopicSpec(table.changelog_topic.get_topic_name(), partitions, compacted=True, max_message_bytes=downstream)
+          for table in app.tables.values()),
+        # Faust's leader-election topic (faust.assignor.leader_assignor).
+        TopicSpec(f"{app.conf.id}-__assignor-__leader", 1),
+    ]
+
+
+async def create_topics() -> Layout:
+    """Check the cluster and create every topic, replicated, before the worker subscribes.
+
+    Run before Faust starts: a consumer that subscribes before its topic exists ignores the
+    topic ("Ignoring missing topic") and never consumes it. Raises `ClusterUnusable`,
+    `SettingError` or `TopicMismatch` (one line each) when the worker cannot run.
+    """
+    await check_cluster(settings.kafka)
+    with quiet_aiokafka():
+        layout = resolve_layout(settings.replication_factor, settings.min_insync_replicas,
+                                await broker_count(settings.kafka))
+        # Anything Faust would still create gets the same replication.
+        app.conf.topic_replication_factor = layout.replication_factor
+        await ensure_layout(settings.kafka, topic_specs(), layout)
+        names = [ingest_topic.get_topic_name(), dead_letter_topic.get_topic_name()]
+        await anchor_group(settings.kafka, settings.app_id, anchor_records(*names), settings.partitions)
+    return layout
 
 
 @app.service

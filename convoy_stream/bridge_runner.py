@@ -42,7 +42,7 @@ class Bridges:
     def __init__(self, config: ConfigStore, publisher: Publisher) -> None:
         self.config = config
         self.publisher = publisher
-        self.manager = BridgeManager(self.handle, self.dead_letter, kafka_bootstrap=publisher.bootstrap,
+        self.manager = BridgeManager(self.handle, self.dead_letter, kafka_bootstrap=publisher.kafka,
                                      on_reconnect=metrics.record_bridge_reconnect)
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -119,6 +119,25 @@ async def stop_bridges(app: Any) -> None:
         await bridges.stop()
 
 
+async def prepare_cluster(settings: Any) -> None:
+    """What a bridge process writes or reads, created replicated as the worker creates it.
+
+    Raises `ClusterUnusable`, `SettingError` or `TopicMismatch` (one line) when it cannot run.
+    """
+    from .kafka_preflight import check_cluster, quiet_aiokafka
+    from .topic_layout import TopicSpec, broker_count, ensure_layout, resolve_layout
+
+    await check_cluster(settings.kafka)
+    with quiet_aiokafka():
+        layout = resolve_layout(settings.replication_factor, settings.min_insync_replicas,
+                                await broker_count(settings.kafka))
+        await ensure_layout(settings.kafka, [
+            TopicSpec(f"{settings.app_id}-ingest", settings.partitions),
+            TopicSpec(f"{settings.app_id}-dead-letters", settings.partitions),
+            TopicSpec(f"{settings.app_id}-config", 1, compacted=True),
+        ], layout)
+
+
 async def run_standalone() -> None:
     """Config view + publisher + bridges, no Faust worker: a process that only bridges."""
     import signal
@@ -126,10 +145,11 @@ async def run_standalone() -> None:
     from .settings import Settings
 
     settings = Settings.from_env()
-    publisher = Publisher(settings.kafka_bootstrap, ingest_topic=f"{settings.app_id}-ingest",
+    await prepare_cluster(settings)
+    publisher = Publisher(settings.kafka, ingest_topic=f"{settings.app_id}-ingest",
                           dead_letter_topic=f"{settings.app_id}-dead-letters", partitions=settings.partitions,
                           timeout=settings.publish_timeout)
-    config = ConfigStore(settings.kafka_bootstrap, f"{settings.app_id}-config")
+    config = ConfigStore(settings.kafka, f"{settings.app_id}-config")
     publisher.config_position = lambda: config.position
     await publisher.start()
     await config.start(publisher.producer)

@@ -21,7 +21,7 @@ def _run_worker(*, bridges: bool = True, web: bool = True) -> None:
     from . import pipeline  # noqa: F401  (registers the agent)
     from .app import app, create_topics, settings
 
-    asyncio.run(create_topics())
+    layout = asyncio.run(create_topics())
 
     # A token the operator chose is never written to the log; a generated one is shown so a
     # first `make run` can be used at once (it is also in <data dir>/admin-token, mode 0600).
@@ -31,7 +31,9 @@ def _run_worker(*, bridges: bool = True, web: bool = True) -> None:
         f"convoy-stream worker\n"
         f"  API:        {settings.base_url}/api/v1\n"
         f"  ingest:     {settings.base_url}/ingest/<mask_id>\n"
-        f"  Kafka:      {settings.kafka_bootstrap}\n"
+        f"  Kafka:      {settings.kafka_bootstrap} ({settings.kafka.describe()})\n"
+        f"  topics:     replication factor {layout.replication_factor}, "
+        f"min.insync.replicas {layout.min_insync_replicas}\n"
         f"  admin token {admin_shown}   (Authorization: Bearer <token> for POST /api/v1/projects)\n"
         f"  data dir:   {settings.data_dir.resolve()}",
         flush=True,
@@ -100,11 +102,18 @@ def cmd_bridge(args: argparse.Namespace) -> None:
 
 
 def cmd_kafka(args: argparse.Namespace) -> None:
-    """Run the embedded Kafka alone in the foreground (for `make worker` experiments)."""
-    from .embedded_kafka import main as kafka_main
+    """Run the embedded Kafka alone in the foreground: one node (for `make worker`
+    experiments), or with --nodes N a local KRaft cluster, optionally with SCRAM users."""
+    data_root = Path(os.environ.get("CONVOY_STREAM_DATA_DIR", ".data"))
+    port = args.port or int(os.environ.get("CONVOY_STREAM_KAFKA_PORT", "9092"))
+    if args.nodes == 1 and not args.scram_user:
+        from .embedded_kafka import main as kafka_main
 
-    sys.exit(kafka_main(["--port", os.environ.get("CONVOY_STREAM_KAFKA_PORT", "9092"),
-                         "--data-dir", str(Path(os.environ.get("CONVOY_STREAM_DATA_DIR", ".data")) / "kafka")]))
+        sys.exit(kafka_main(["--port", str(port), "--data-dir", str(data_root / "kafka")]))
+    from .cluster_cli import run_cluster
+
+    sys.exit(run_cluster(args.nodes, data_root / f"kafka-cluster-{args.nodes}", port,
+                         args.scram_user))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -115,9 +124,24 @@ def main(argv: list[str] | None = None) -> None:
     worker.add_argument("--no-bridges", action="store_true", help="do not run broker bridges in this worker")
     worker.set_defaults(func=cmd_worker)
     sub.add_parser("bridge", help=cmd_bridge.__doc__).set_defaults(func=cmd_bridge)
-    sub.add_parser("kafka", help=cmd_kafka.__doc__).set_defaults(func=cmd_kafka)
+    kafka = sub.add_parser("kafka", help=cmd_kafka.__doc__)
+    kafka.add_argument("--nodes", type=int, default=1, help="nodes of a local KRaft cluster (default 1)")
+    kafka.add_argument("--port", type=int, default=None,
+                       help="client port of node 1; node i listens on port+i-1 "
+                            "(default CONVOY_STREAM_KAFKA_PORT or 9092)")
+    kafka.add_argument("--scram-user", action="append", default=[], metavar="USER:PASSWORD",
+                       help="require SCRAM-SHA-256/512 from clients; repeatable")
+    kafka.set_defaults(func=cmd_kafka)
     args = parser.parse_args(argv)
-    args.func(args)
+    from .kafka_connection import SettingError
+    from .kafka_preflight import ClusterUnusable
+    from .topic_layout import TopicMismatch
+
+    try:
+        args.func(args)
+    except (SettingError, ClusterUnusable, TopicMismatch) as exc:
+        # A setting or cluster the worker cannot run with: one line that says what to do.
+        sys.exit(f"convoy-stream: {exc}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import errno
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -33,6 +34,7 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -40,13 +42,16 @@ from typing import BinaryIO
 __all__ = [
     "CLUSTER_ID",
     "KAFKA_POM",
+    "KAFKA_VERSION_ENV",
     "EmbeddedKafka",
     "KafkaStartError",
+    "PartitionState",
     "default_cache_dir",
     "free_port",
     "kafka_ready",
     "kafka_version",
     "main",
+    "read_metadata",
 ]
 
 #: The pom whose dependencies are the broker's classpath (package data of convoy_stream).
@@ -58,6 +63,13 @@ CLUSTER_ID = "Y29udm95LXN0cmVhbS0wMQ"
 
 NODE_ID = 1
 HOST = "127.0.0.1"
+
+#: Selects the broker version (e.g. 3.9.2 or 4.1.1); unset means the pom's <kafka.version>.
+KAFKA_VERSION_ENV = "CONVOY_STREAM_KAFKA_VERSION"
+_VERSION_RE = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
+
+#: The SASL mechanisms a cluster with SCRAM users accepts on its client listener.
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
 
 _MARKER = ".complete"          # written last by ensure_jars(): holds the pom's sha256
 _LOG_ROTATE_BYTES = 50 * 1024 * 1024
@@ -72,7 +84,16 @@ class KafkaStartError(RuntimeError):
 
 
 def kafka_version(pom: Path = KAFKA_POM) -> str:
-    """The Kafka version the pom pins (``<kafka.version>``): the pom is the single source."""
+    """The broker version to run: ``$CONVOY_STREAM_KAFKA_VERSION`` when set, else the pom's
+    ``<kafka.version>`` (the default lives only there). Only KRaft lines that run on Java 17
+    and take SCRAM users at format time are accepted: 3.9.x and 4.x."""
+    wanted = os.environ.get(KAFKA_VERSION_ENV, "").strip()
+    if wanted:
+        m = _VERSION_RE.match(wanted)
+        if not m or (int(m[1]), int(m[2])) < (3, 9) or int(m[1]) > 4:
+            raise KafkaStartError(f"{KAFKA_VERSION_ENV}={wanted!r}: expected an Apache Kafka "
+                                  "release 3.9.x or 4.x, e.g. 4.1.1 or 3.9.2")
+        return wanted
     ns = {"m": "http://maven.apache.org/POM/4.0.0"}
     node = ET.parse(pom).getroot().find("m:properties/m:kafka.version", ns)
     if node is None or not (node.text or "").strip():
@@ -80,11 +101,23 @@ def kafka_version(pom: Path = KAFKA_POM) -> str:
     return node.text.strip()
 
 
+def _major(version: str) -> int:
+    return int(version.split(".", 1)[0])
+
+
+def _jars_digest(version: str) -> str:
+    """What the jar directory is a function of: the pom and the version asked for."""
+    return hashlib.sha256(KAFKA_POM.read_bytes() + b"\0" + version.encode()).hexdigest()
+
+
 def default_cache_dir(version: str | None = None) -> Path:
-    """``$XDG_CACHE_HOME/convoy-stream/kafka-<version>`` (or ``~/.cache/...``): shared by every
-    checkout and test session on the machine, so the ~46 MB of jars are fetched once."""
+    """``$XDG_CACHE_HOME/convoy-stream/kafka-<version>-<digest>`` (or ``~/.cache/...``): shared
+    by every checkout and test session on the machine, so the ~50 MB of jars are fetched once.
+    The digest of the pom is in the name, so a checkout with another pom never rewrites a jar
+    directory that a broker of another checkout is running from."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "convoy-stream" / f"kafka-{version or kafka_version()}"
+    version = version or kafka_version()
+    return Path(base) / "convoy-stream" / f"kafka-{version}-{_jars_digest(version)[:10]}"
 
 
 def free_port(host: str = HOST) -> int:
@@ -118,23 +151,95 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
     return bytes(buf)
 
 
-def _metadata_broker_count(host: str, port: int, timeout: float) -> int:
-    """Send a Metadata v1 request (no topics) and return how many brokers the answer lists.
+@dataclass(frozen=True)
+class PartitionState:
+    """One partition as the cluster's metadata reports it (leader -1: none right now)."""
 
-    A plain socket, not aiokafka, so start() needs no event loop. The KRaft broker opens its
-    client listener only once it is unfenced, and a non-empty broker list means it will serve
-    produce/fetch and create topics."""
+    leader: int
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class _Metadata:
+    brokers: tuple[int, ...]
+    controller: int
+    topics: dict[str, dict[int, PartitionState]]
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 0
+
+    def take(self, fmt: str) -> tuple[int, ...]:
+        values = struct.unpack_from(fmt, self.data, self.pos)
+        self.pos += struct.calcsize(fmt)
+        return values
+
+    def int16(self) -> int:
+        return self.take(">h")[0]
+
+    def int32(self) -> int:
+        return self.take(">i")[0]
+
+    def string(self) -> str | None:
+        n = self.int16()
+        if n < 0:
+            return None
+        text = self.data[self.pos:self.pos + n].decode()
+        self.pos += n
+        return text
+
+    def int32_array(self) -> tuple[int, ...]:
+        n = self.int32()
+        return self.take(f">{max(n, 0)}i") if n > 0 else ()
+
+
+def read_metadata(host: str, port: int, topics: list[str] | None = None,
+                  timeout: float = 2.0) -> _Metadata:
+    """A Metadata v4 request on a PLAINTEXT listener: live brokers, the active controller and
+    each named topic's partitions (leader, replicas, in-sync replicas).
+
+    A plain socket, not aiokafka, so start() needs no event loop. v4 is the oldest version
+    Kafka 4 still serves (it removed v0-v3) and Kafka 3.9 serves it too."""
     client_id = b"convoy-stream-probe"
-    body = struct.pack(">hhih", 3, 1, 7, len(client_id)) + client_id + struct.pack(">i", 0)
+    body = struct.pack(">hhih", 3, 4, 7, len(client_id)) + client_id
+    names = [t.encode() for t in topics or []]
+    body += struct.pack(">i", len(names)) + b"".join(struct.pack(">h", len(n)) + n for n in names)
+    body += b"\x00"                     # allow_auto_topic_creation: false
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.settimeout(timeout)
         sock.sendall(struct.pack(">i", len(body)) + body)
         (size,) = struct.unpack(">i", _recv_exact(sock, 4))
-        resp = _recv_exact(sock, size)
-    correlation_id, n_brokers = struct.unpack_from(">ii", resp, 0)
-    if correlation_id != 7:
-        raise ConnectionError(f"unexpected correlation id {correlation_id}")
-    return n_brokers
+        r = _Reader(_recv_exact(sock, size))
+    if r.int32() != 7:
+        raise ConnectionError("unexpected correlation id in Metadata answer")
+    r.int32()                                             # throttle_time_ms
+    brokers = []
+    for _ in range(r.int32()):
+        brokers.append(r.int32())
+        r.string(), r.int32(), r.string()                 # host, port, rack
+    r.string()                                            # cluster id
+    controller = r.int32()
+    found: dict[str, dict[int, PartitionState]] = {}
+    for _ in range(r.int32()):
+        error, name = r.int16(), r.string()
+        r.take(">b")                                      # is_internal
+        parts: dict[int, PartitionState] = {}
+        for _ in range(r.int32()):
+            _, index, leader = r.take(">hii")
+            replicas, isr = r.int32_array(), r.int32_array()
+            parts[index] = PartitionState(leader, replicas, isr)
+        if error == 0 and name is not None:
+            found[name] = parts
+    return _Metadata(tuple(sorted(brokers)), controller, found)
+
+
+def _metadata_broker_count(host: str, port: int, timeout: float) -> int:
+    """How many live brokers a Metadata request on ``host:port`` lists. The KRaft broker
+    opens its client listener only once it is unfenced, and a non-empty broker list means it
+    will serve produce/fetch and create topics."""
+    return len(read_metadata(host, port, timeout=timeout).brokers)
 
 
 def kafka_ready(bootstrap: str, timeout: float = 2.0) -> bool:
@@ -203,7 +308,12 @@ def _file_lock(path: Path) -> Iterator[None]:
 
 
 class EmbeddedKafka:
-    """One Apache Kafka broker+controller (KRaft) as a child process of this Python process.
+    """One Apache Kafka node (KRaft) as a child process of this Python process.
+
+    Alone (the default) it is broker and controller of a one-node cluster on ``port``. As a
+    node of ``EmbeddedKafkaCluster`` it also gets a ``node_id``, the quorum's voters, an
+    ``internal_port`` (PLAINTEXT, between the brokers and for probes) and optionally SCRAM
+    users, who then must authenticate on ``port`` (SASL_PLAINTEXT).
 
     Data lives in ``data_dir`` and survives stop()/start() (and kill()/start()), which is what
     the broker-outage and crash tests need. The JVM runs in its own process group, so stop()
@@ -219,15 +329,30 @@ class EmbeddedKafka:
         *,
         heap: str = "512m",
         extra_properties: Mapping[str, str] | None = None,
+        version: str | None = None,
+        node_id: int = NODE_ID,
+        quorum_voters: str | None = None,
+        internal_port: int | None = None,
+        scram_users: Mapping[str, str] | None = None,
     ) -> None:
         self.port = int(port)
         self.data_dir = Path(data_dir).resolve()
-        self.version = kafka_version()
+        self.version = version or kafka_version()
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir(self.version)
         self._controller_port_cfg = controller_port
         self.controller_port: int | None = controller_port
         self.heap = heap
         self.extra_properties = dict(extra_properties or {})
+        self.node_id = node_id
+        self.quorum_voters = quorum_voters
+        self.internal_port = internal_port
+        self.scram_users = dict(scram_users or {})
+        if self.scram_users and internal_port is None:
+            raise ValueError("SCRAM users need an internal_port (the brokers' own listener)")
+        for name, password in self.scram_users.items():
+            if not name or not password or any(c in name + password for c in ',]["=\n'):
+                raise KafkaStartError(f"SCRAM user {name!r}: name and password must be "
+                                      "non-empty, without , ] [ \" = or newlines")
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_file: BinaryIO | None = None
         self._atexit_registered = False
@@ -238,6 +363,11 @@ class EmbeddedKafka:
     def bootstrap(self) -> str:
         """``bootstrap_servers`` for clients: ``"127.0.0.1:<port>"``."""
         return f"{HOST}:{self.port}"
+
+    @property
+    def probe_port(self) -> int:
+        """A PLAINTEXT listener of this node (the internal one when there is one)."""
+        return self.internal_port or self.port
 
     @property
     def jars_dir(self) -> Path:
@@ -268,9 +398,6 @@ class EmbeddedKafka:
 
     # -- jars -----------------------------------------------------------------------------
 
-    def _pom_digest(self) -> str:
-        return hashlib.sha256(KAFKA_POM.read_bytes()).hexdigest()
-
     def _jars_complete(self, digest: str) -> bool:
         marker = self.cache_dir / _MARKER
         try:
@@ -282,10 +409,10 @@ class EmbeddedKafka:
     def ensure_jars(self) -> Path:
         """Fetch the broker jars into the cache once and return the jar directory.
 
-        Skips mvn when the marker says the fetch finished for this exact pom; otherwise (no
-        marker, half-finished download, pom changed) it wipes the directory and fetches again.
+        Skips mvn when the marker says the fetch finished for this exact pom and version;
+        otherwise (no marker, half-finished download) it wipes the directory and fetches again.
         """
-        digest = self._pom_digest()
+        digest = _jars_digest(self.version)
         if self._jars_complete(digest):
             return self.jars_dir
         lock = self.cache_dir.parent / f"{self.cache_dir.name}.lock"
@@ -304,6 +431,8 @@ class EmbeddedKafka:
             pom = self.cache_dir / "pom.xml"
             shutil.copyfile(KAFKA_POM, pom)
             cmd = [mvn, "-q", "-B", "-Dstyle.color=never", "-f", str(pom),
+                   f"-Dkafka.version={self.version}",
+                   *(["-Dkafka3"] if _major(self.version) == 3 else []),
                    "dependency:copy-dependencies", f"-DoutputDirectory={self.jars_dir}"]
             res = subprocess.run(cmd, cwd=self.cache_dir, stdin=subprocess.DEVNULL,
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -319,23 +448,53 @@ class EmbeddedKafka:
 
     # -- config ---------------------------------------------------------------------------
 
+    def _listener_properties(self) -> dict[str, str]:
+        """One node alone: PLAINTEXT clients and brokers on ``port``. A cluster node: clients
+        on CLIENT (``port``; SASL_PLAINTEXT with SCRAM when it has users), brokers and probes
+        on INTERNAL (``internal_port``, PLAINTEXT, loopback only)."""
+        assert self.controller_port is not None
+        voters = self.quorum_voters or f"{self.node_id}@{HOST}:{self.controller_port}"
+        controller = f"CONTROLLER://{HOST}:{self.controller_port}"
+        common = {"controller.quorum.voters": voters, "controller.listener.names": "CONTROLLER"}
+        if self.internal_port is None:
+            return {
+                **common,
+                "listeners": f"PLAINTEXT://{HOST}:{self.port},{controller}",
+                "advertised.listeners": f"PLAINTEXT://{HOST}:{self.port}",
+                "inter.broker.listener.name": "PLAINTEXT",
+                "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            }
+        client = "SASL_PLAINTEXT" if self.scram_users else "PLAINTEXT"
+        props = {
+            **common,
+            "listeners": f"CLIENT://{HOST}:{self.port},INTERNAL://{HOST}:{self.internal_port},"
+                         f"{controller}",
+            "advertised.listeners": f"CLIENT://{HOST}:{self.port},"
+                                    f"INTERNAL://{HOST}:{self.internal_port}",
+            "inter.broker.listener.name": "INTERNAL",
+            "listener.security.protocol.map":
+                f"CLIENT:{client},INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        }
+        if self.scram_users:
+            props["sasl.enabled.mechanisms"] = ",".join(SCRAM_MECHANISMS)
+            for mech in SCRAM_MECHANISMS:
+                props[f"listener.name.client.{mech.lower()}.sasl.jaas.config"] = (
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required;")
+        return props
+
     def _properties(self) -> dict[str, str]:
         """Broker settings for one node and fast tests. Why the non-defaults:
-        replication factors / min ISR 1 (one node); few internal partitions and no initial
-        rebalance delay (quick group joins); group.min.session.timeout.ms low because tests
-        and `make run` use Faust with broker_session_timeout=2 s, which the default (6 s)
-        would reject; a short broker session so a start after kill() waits ~3 s, not ~10 s;
-        a smaller cleaner buffer so compaction fits a 512 MB heap."""
-        assert self.controller_port is not None
+        replication factors / min ISR 1 (one node; a cluster overrides them); few internal
+        partitions and no initial rebalance delay (quick group joins);
+        group.min.session.timeout.ms low because tests and `make run` use Faust with
+        broker_session_timeout=2 s, which the default (6 s) would reject; a short broker
+        session so a start after kill() waits ~3 s, not ~10 s, and a cluster fences a killed
+        node (and elects new leaders) within ~3 s; a smaller cleaner buffer so compaction fits
+        a small heap."""
         props = {
             "process.roles": "broker,controller",
-            "node.id": str(NODE_ID),
-            "controller.quorum.voters": f"{NODE_ID}@{HOST}:{self.controller_port}",
-            "listeners": f"PLAINTEXT://{HOST}:{self.port},CONTROLLER://{HOST}:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{HOST}:{self.port}",
-            "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "node.id": str(self.node_id),
+            **self._listener_properties(),
             "log.dirs": str(self.log_dirs),
             "num.partitions": "8",
             "default.replication.factor": "1",
@@ -355,7 +514,7 @@ class EmbeddedKafka:
             "broker.session.timeout.ms": "3000",
             "log.cleaner.enable": "true",
             "log.cleaner.threads": "1",
-            "log.cleaner.dedupe.buffer.size": str(32 * 1024 * 1024),
+            "log.cleaner.dedupe.buffer.size": str(min(32, _mb(self.heap) // 8) * 1024 * 1024),
             "log.retention.hours": "168",
             "log.retention.check.interval.ms": "300000",
             "log.segment.bytes": str(128 * 1024 * 1024),
@@ -372,6 +531,19 @@ class EmbeddedKafka:
             f"{k}={v}\n" for k, v in self._properties().items())
         self.properties_path.write_text(text)
         # quiet: WARN and up, plus the one line that says the server started / shut down
+        if _major(self.version) >= 4:              # Kafka 4 logs through log4j 2
+            (self.data_dir / "log4j2.properties").write_text(
+                "status = warn\n"
+                "appender.stdout.type = Console\n"
+                "appender.stdout.name = STDOUT\n"
+                "appender.stdout.layout.type = PatternLayout\n"
+                "appender.stdout.layout.pattern = [%d] %p %m (%c)%n\n"
+                "rootLogger.level = WARN\n"
+                "rootLogger.appenderRef.stdout.ref = STDOUT\n"
+                "logger.raft.name = kafka.server.KafkaRaftServer\n"
+                "logger.raft.level = INFO\n"
+            )
+            return
         (self.data_dir / "log4j.properties").write_text(
             "log4j.rootLogger=WARN, stdout\n"
             "log4j.appender.stdout=org.apache.log4j.ConsoleAppender\n"
@@ -385,31 +557,41 @@ class EmbeddedKafka:
         """JVM flags. Kafka's defaults (G1, short pauses) with a modest heap; no perf-data
         file; CDS stays on (default). The one-shot storage tool gets C1 only, which starts
         faster; the broker keeps C2 because load tests measure its throughput."""
+        if _major(self.version) >= 4:
+            logging = f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}"
+        else:
+            logging = f"-Dlog4j.configuration=file:{self.data_dir / 'log4j.properties'}"
         args = [
             f"-Xms{min(128, _mb(heap))}m", f"-Xmx{heap}",
             "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
             "-XX:+ExplicitGCInvokesConcurrent", "-XX:+ExitOnOutOfMemoryError",
             "-XX:-UsePerfData", "-Xshare:auto", "-Djava.awt.headless=true",
-            f"-Dlog4j.configuration=file:{self.data_dir / 'log4j.properties'}",
-            f"-Dkafka.logs.dir={self.data_dir}",
+            logging, f"-Dkafka.logs.dir={self.data_dir}",
         ]
         if short_lived:
             args.append("-XX:TieredStopAtLevel=1")
         return [_java(), *args, "-cp", f"{self.jars_dir}/*"]
 
     def _format_storage(self) -> None:
-        """Format the KRaft storage once (fixed cluster id). Skipped when meta.properties
-        exists, so restarts keep their data."""
+        """Format the KRaft storage once (fixed cluster id), with the SCRAM users' credentials
+        in the first metadata records. Skipped when meta.properties exists, so restarts keep
+        their data (and their users)."""
         if (self.log_dirs / "meta.properties").exists():
             return
+        scram: list[str] = []
+        for name, password in self.scram_users.items():
+            for mech in SCRAM_MECHANISMS:
+                scram += ["--add-scram", f"{mech}=[name={name},password={password}]"]
         cmd = [*self._jvm_args("256m", short_lived=True), "kafka.tools.StorageTool", "format",
-               "-t", CLUSTER_ID, "-c", str(self.properties_path), "--ignore-formatted"]
+               "-t", CLUSTER_ID, "-c", str(self.properties_path), "--ignore-formatted", *scram]
         res = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, timeout=120)
         if res.returncode != 0:
+            out = res.stdout.decode("utf-8", "replace")
+            for name, password in self.scram_users.items():
+                out = out.replace(password, "***")
             raise KafkaStartError(f"formatting KRaft storage in {self.log_dirs} failed "
-                                  f"(exit {res.returncode}):\n"
-                                  f"{res.stdout.decode('utf-8', 'replace')[-4000:]}")
+                                  f"(exit {res.returncode}):\n{out[-4000:]}")
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -434,11 +616,20 @@ class EmbeddedKafka:
         if self.running:
             return
         deadline = time.monotonic() + timeout
+        self.launch()
+        self.wait_ready(deadline)
+
+    def launch(self) -> None:
+        """Everything start() does except waiting: a cluster launches all its nodes first,
+        since no node is ready before a majority of the controllers is up."""
+        if self.running:
+            return
         self.ensure_jars()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._check_stale()
-        if _port_in_use(self.port):
-            raise KafkaStartError(f"cannot start Kafka: port {self.port} on {HOST} is in use")
+        for what, port in (("port", self.port), ("internal port", self.internal_port)):
+            if port is not None and _port_in_use(port):
+                raise KafkaStartError(f"cannot start Kafka: {what} {port} on {HOST} is in use")
         self.controller_port = self._controller_port_cfg or free_port()
         if _port_in_use(self.controller_port):
             raise KafkaStartError(f"cannot start Kafka: controller port {self.controller_port} "
@@ -466,6 +657,11 @@ class EmbeddedKafka:
             atexit.register(self.stop)
             self._atexit_registered = True
 
+    def wait_ready(self, deadline: float) -> None:
+        """Wait (until ``time.monotonic()`` reaches ``deadline``) for the launched node to
+        answer a Metadata request that lists it among the live brokers; stop it and raise
+        KafkaStartError with its log tail if it exits or the deadline passes."""
+        assert self._proc is not None, "launch() first"
         while True:
             code = self._proc.poll()
             if code is not None:
@@ -473,14 +669,14 @@ class EmbeddedKafka:
                 raise KafkaStartError(f"Kafka exited with code {code} while starting; "
                                       f"tail of {self.log_path}:\n{_tail(self.log_path)}")
             try:
-                if _metadata_broker_count(HOST, self.port, timeout=2.0) > 0:
+                if self.node_id in read_metadata(HOST, self.probe_port, timeout=2.0).brokers:
                     return
-            except (OSError, struct.error):
+            except (OSError, struct.error, UnicodeDecodeError):
                 pass
             if time.monotonic() > deadline:
                 self.stop()
-                raise KafkaStartError(f"Kafka not ready on {self.bootstrap} after {timeout:.0f}s;"
-                                      f" tail of {self.log_path}:\n{_tail(self.log_path)}")
+                raise KafkaStartError(f"Kafka not ready on {self.bootstrap} in time; "
+                                      f"tail of {self.log_path}:\n{_tail(self.log_path)}")
             time.sleep(0.1)
 
     def _signal(self, sig: int) -> None:

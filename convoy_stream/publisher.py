@@ -14,12 +14,13 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError
 
 from . import metrics
+from .kafka_connection import KafkaConnection, client_options, connection
 from .ids import by_partition, mint_id, partition_for, partition_of, scoped
 from .records import IngestRecord
+from .topic_layout import Layout, TopicSpec, ensure_layout
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,10 @@ class RecordTooLarge(Exception):
 
 
 class Publisher:
-    def __init__(self, bootstrap: str, *, ingest_topic: str, dead_letter_topic: str, partitions: int, timeout: float) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: str | KafkaConnection, *, ingest_topic: str, dead_letter_topic: str, partitions: int,
+                 timeout: float) -> None:
+        self.kafka = connection(kafka)
+        self.bootstrap = self.kafka.bootstrap
         self.ingest_topic = ingest_topic
         self.dead_letter_topic = dead_letter_topic
         self.partitions = partitions
@@ -62,7 +65,7 @@ class Publisher:
     async def start(self) -> None:
         # aiokafka binds to the running loop, so the producer is made here, not in __init__.
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap, acks="all", linger_ms=0,
+            **self.kafka.client_options(), acks="all", linger_ms=0,
             enable_idempotence=True, request_timeout_ms=int(self.timeout * 1000),
         )
         await self._producer.start()
@@ -207,7 +210,7 @@ async def _submit(producer: AIOKafkaProducer, builder: Any, topic: str, partitio
     return await producer.send_batch(builder, topic, partition=partition), count
 
 
-async def anchor_group(bootstrap: str, group: str, anchors: dict[str, bytes], partitions: int) -> None:
+async def anchor_group(kafka: str | KafkaConnection, group: str, anchors: dict[str, bytes], partitions: int) -> None:
     """Give each empty partition of the `anchors` topics a committed offset of 1 for `group`.
 
     The agents commit only from a known committed offset (`agent_commits.py`), and Faust
@@ -220,7 +223,7 @@ async def anchor_group(bootstrap: str, group: str, anchors: dict[str, bytes], pa
     """
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**client_options(kafka), group_id=group, enable_auto_commit=False)
     await consumer.start()
     producer: AIOKafkaProducer | None = None
     try:
@@ -230,7 +233,7 @@ async def anchor_group(bootstrap: str, group: str, anchors: dict[str, bytes], pa
         empty = [tp for tp in tps if ends[tp] == 0 and await consumer.committed(tp) is None]
         if not empty:
             return
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+        producer = AIOKafkaProducer(**client_options(kafka), acks="all", enable_idempotence=True)
         await producer.start()
         offsets = {}
         for tp in empty:
@@ -257,19 +260,12 @@ def anchor_records(ingest_topic: str, dead_letter_topic: str) -> dict[str, bytes
     }
 
 
-async def ensure_topics(bootstrap: str, names: list[str], partitions: int, *, compacted: bool = False,
-                        max_message_bytes: int | None = None) -> None:
-    """Create the pipeline topics with the partition count ids are minted for."""
-    configs = {"cleanup.policy": "compact"} if compacted else {}
-    if max_message_bytes:
-        configs["max.message.bytes"] = str(max_message_bytes)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        for name in names:
-            try:
-                await admin.create_topics([NewTopic(name, partitions, 1, topic_configs=configs)])
-            except TopicAlreadyExistsError:
-                pass
-    finally:
-        await admin.close()
+async def ensure_topics(kafka: str | KafkaConnection, names: list[str], partitions: int, *, compacted: bool = False,
+                        max_message_bytes: int | None = None, layout: Layout | None = None) -> None:
+    """Create the topics with the partition count ids are minted for, or check those that exist.
+
+    `layout` (replicas, min.insync.replicas) defaults to one replica, for tools and tests; the
+    worker creates its topics with the configured layout first (`app.create_topics`).
+    """
+    specs = [TopicSpec(name, partitions, compacted=compacted, max_message_bytes=max_message_bytes) for name in names]
+    await ensure_layout(kafka, specs, layout or Layout())

@@ -8,18 +8,26 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from .kafka_connection import KafkaConnection, SettingError
 
 
 def _env_int(name: str, default: int) -> int:
     value = os.environ.get(name)
-    return int(value) if value else default
+    try:
+        return int(value) if value else default
+    except ValueError:
+        raise SettingError(f"{name}={value!r} is not a whole number") from None
 
 
 def _env_float(name: str, default: float) -> float:
     value = os.environ.get(name)
-    return float(value) if value else default
+    try:
+        return float(value) if value else default
+    except ValueError:
+        raise SettingError(f"{name}={value!r} is not a number") from None
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,13 @@ class Settings:
     #: Listen address; defaults to `host`. Set 0.0.0.0 in containers.
     bind: str = ""
     kafka_bootstrap: str = "127.0.0.1:9092"
+    #: TLS and SASL of the app's own cluster (`kafka_connection.py`): every Kafka client of the
+    #: process connects with it. Its bootstrap is always `kafka_bootstrap`.
+    kafka: KafkaConnection = field(default_factory=KafkaConnection)
+    #: Replicas of every topic the app creates; 0: the smaller of 3 and the cluster's brokers.
+    replication_factor: int = 0
+    #: `min.insync.replicas` of every topic the app creates; 0: replication factor - 1, at least 1.
+    min_insync_replicas: int = 0
     data_dir: Path = Path(".data")
     admin_token: str = ""
     app_id: str = "convoy-stream"
@@ -63,6 +78,10 @@ class Settings:
     log_level: str = "warning"
     extra: dict[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.kafka.bootstrap != self.kafka_bootstrap:
+            object.__setattr__(self, "kafka", replace(self.kafka, bootstrap=self.kafka_bootstrap))
+
     @property
     def base_url(self) -> str:
         """The URL other workers and providers use to reach this worker."""
@@ -75,6 +94,8 @@ class Settings:
             host=os.environ.get("CONVOY_STREAM_HOST", "127.0.0.1"),
             bind=os.environ.get("CONVOY_STREAM_BIND", ""),
             kafka_bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+            replication_factor=_env_int("CONVOY_STREAM_REPLICATION_FACTOR", 0),
+            min_insync_replicas=_env_int("CONVOY_STREAM_MIN_INSYNC_REPLICAS", 0),
             data_dir=Path(os.environ.get("CONVOY_STREAM_DATA_DIR", ".data")),
             admin_token=os.environ.get("CONVOY_STREAM_ADMIN_TOKEN", ""),
             app_id=os.environ.get("CONVOY_STREAM_APP_ID", "convoy-stream"),
@@ -94,6 +115,8 @@ class Settings:
             log_level=os.environ.get("CONVOY_STREAM_LOG_LEVEL", "warning"),
         )
         values.update(overrides)
+        if "kafka" not in values:
+            values["kafka"] = KafkaConnection.from_env(bootstrap=str(values["kafka_bootstrap"]))
         settings = cls(**values)  # type: ignore[arg-type]
         if not settings.admin_token:
             settings = _with_admin_token(settings)

@@ -22,6 +22,7 @@ from typing import Any, Iterable, Iterator
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from convoy_stream.kafka_connection import KafkaConnection, connection
 from convoy_stream.publisher import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,8 @@ KINDS = ("cluster", "project", "apikey", "endpoint", "subscription", "source")
 
 
 class ConfigStore:
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, kafka: str | KafkaConnection, topic: str) -> None:
+        self.kafka = connection(kafka)
         self.topic = topic
         self.ready = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
@@ -49,9 +50,9 @@ class ConfigStore:
     # -- lifecycle -----------------------------------------------------------------
     async def start(self, producer: AIOKafkaProducer) -> None:
         self._producer = producer
-        await ensure_topics(self.bootstrap, [self.topic], 1, compacted=True)
+        await ensure_topics(self.kafka, [self.topic], 1, compacted=True)
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None,
+            **self.kafka.client_options(), enable_auto_commit=False, group_id=None,
             auto_offset_reset="earliest", fetch_max_wait_ms=100,
         )
         await self._consumer.start()

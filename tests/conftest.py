@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.support.brokers import pubsub_emulator, rabbitmq, sqs_server  # noqa: F401
-from tests.support.kafka import kafka_broker, kafka_factory  # noqa: F401
+from tests.support.kafka import kafka_broker, kafka_cluster, kafka_factory  # noqa: F401
 from tests.support.workers import Worker
 
 ADMIN_TOKEN = "test-admin-" + secrets.token_hex(8)

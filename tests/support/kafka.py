@@ -8,6 +8,9 @@
   an outage use ``kafka_factory`` instead of stopping the shared one.
 - ``kafka_factory`` (function): starts private ``EmbeddedKafka`` brokers; all are stopped at
   teardown, whatever the test did.
+- ``kafka_cluster`` (session): a 3-node KRaft cluster (``EmbeddedKafkaCluster``) whose client
+  listeners require SCRAM (user ``CLUSTER_USER``); tests may kill and restart its nodes but
+  must leave every node running when they end. Started on first use only.
 
 A test that cannot reach Kafka fails (pytest.fail); it never skips.
 """
@@ -23,9 +26,14 @@ from typing import Any
 
 import pytest
 
+from convoy_stream.embedded_cluster import EmbeddedKafkaCluster
 from convoy_stream.embedded_kafka import EmbeddedKafka, KafkaStartError, free_port, kafka_ready
 
-__all__ = ["ExternalKafka", "free_port", "kafka_broker", "kafka_factory", "start_embedded_kafka"]
+__all__ = ["CLUSTER_USER", "ExternalKafka", "free_port", "kafka_broker", "kafka_cluster",
+           "kafka_factory", "start_embedded_kafka"]
+
+#: The SCRAM user of the session's cluster (its password is random per session).
+CLUSTER_USER = "convoy-test"
 
 
 @dataclass(frozen=True)
@@ -86,3 +94,22 @@ def kafka_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable
     finally:
         for kafka in started:
             kafka.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedKafkaCluster]:
+    """Three Kafka nodes (broker + controller each, 256 MB heap), replication 3 and
+    min.insync.replicas 2 by default, no topic auto-creation, SCRAM on the client listeners.
+    Workers get ``cluster.client_env()``; tests read topics on ``cluster.internal_bootstrap``."""
+    import secrets
+
+    cluster = EmbeddedKafkaCluster(3, tmp_path_factory.mktemp("kafka-cluster"),
+                                   scram_users={CLUSTER_USER: secrets.token_urlsafe(12)})
+    try:
+        cluster.start(timeout=180)
+    except KafkaStartError as exc:
+        pytest.fail(f"embedded Kafka cluster did not start: {exc}", pytrace=False)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
