@@ -26,11 +26,13 @@ log = logging.getLogger(__name__)
 
 
 class Bridges:
-    def __init__(self, config: ConfigStore, publisher: Publisher) -> None:
+    def __init__(self, config: ConfigStore, publisher: Publisher, settings: Any = None) -> None:
         self.config = config
         self.publisher = publisher
+        limits = {"max_source_workers": settings.max_source_workers,
+                  "max_total_workers": settings.max_bridge_workers} if settings is not None else {}
         self.manager = BridgeManager(self.handle, self.dead_letter, kafka_bootstrap=publisher.bootstrap,
-                                     on_reconnect=metrics.record_bridge_reconnect)
+                                     on_reconnect=metrics.record_bridge_reconnect, **limits)
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -92,7 +94,7 @@ class Bridges:
 
 
 async def start_bridges(app: Any) -> None:
-    app.bridges = Bridges(app.config_store, app.publisher)
+    app.bridges = Bridges(app.config_store, app.publisher, app.settings)
     await app.bridges.start()
 
 
@@ -117,7 +119,7 @@ async def run_standalone() -> None:
     await publisher.start()
     await config.start(publisher.producer)
     await config.ready.wait()
-    bridges = Bridges(config, publisher)
+    bridges = Bridges(config, publisher, settings)
     await bridges.start()
     print(f"convoy-stream bridge: consuming broker sources into {settings.kafka_bootstrap}", flush=True)
     stop = asyncio.Event()
