@@ -7,6 +7,12 @@ consumers for every enabled ``pub_sub`` source, restarts a source's consumers wh
 vhost, credential or binding restarts too), and stops those of deleted or disabled sources.
 Other source fields (name, body function...) change without a restart: handlers get a live
 view of the current source.
+
+Worker limits hold at runtime too, for sources stored before the API enforced them: a
+source runs at most ``max_source_workers`` consumers and all sources together at most
+``max_total_workers``, handed out oldest source first (by uid). A source that gets fewer
+than it asks for is logged once, with its status showing why; one that gets none is not
+started. Its allotment growing back (another source deleted) restarts it with more.
 """
 
 from __future__ import annotations
@@ -78,6 +84,21 @@ def worker_count(source: Mapping[str, Any]) -> int:
         return 1
 
 
+def bridge_workers(source: Mapping[str, Any]) -> int:
+    """The consumers a source asks for: ``pub_sub.workers`` if it is wanted, else 0."""
+    return worker_count(source) if is_wanted(source) else 0
+
+
+def allot(sources: Mapping[str, Mapping[str, Any]], per_source: int, total: int) -> dict[str, int]:
+    """Workers per source uid within both limits, oldest source (lowest uid) served first."""
+    left = total
+    out: dict[str, int] = {}
+    for uid in sorted(sources):
+        out[uid] = min(worker_count(sources[uid]), per_source, max(left, 0))
+        left -= out[uid]
+    return out
+
+
 def is_wanted(source: Mapping[str, Any]) -> bool:
     """An enabled, not deleted broker source."""
     if source.get("type", "pub_sub") != "pub_sub" or not source.get("pub_sub"):
@@ -99,6 +120,7 @@ class _Run:
     stats: list[WorkerStats] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
     error: str | None = None  # a config error that keeps the source from running at all
+    capped: str | None = None  # why it runs fewer workers than its config asks for
 
 
 class BridgeManager:
@@ -114,6 +136,8 @@ class BridgeManager:
         stop_timeout: float = 10.0,
         consumer_factory: ConsumerFactory = consumer_for,
         on_reconnect: Callable[[str], None] | None = None,
+        max_source_workers: int = 16,
+        max_total_workers: int = 64,
     ) -> None:
         self.handle = handle
         self.dead_letter = dead_letter
@@ -122,6 +146,8 @@ class BridgeManager:
         self.stop_timeout = stop_timeout
         self.consumer_factory = consumer_factory
         self.on_reconnect = on_reconnect
+        self.max_source_workers = max_source_workers
+        self.max_total_workers = max_total_workers
         self._runs: dict[str, _Run] = {}
         self._lock = asyncio.Lock()
 
@@ -129,16 +155,18 @@ class BridgeManager:
         """Make the running consumers match ``sources`` (all sources, any type)."""
         async with self._lock:
             desired = {str(s["uid"]): s for s in sources if s.get("uid") and is_wanted(s)}
+            allotted = allot(desired, self.max_source_workers, self.max_total_workers)
             changed = [
                 uid
                 for uid, run in self._runs.items()
                 if uid not in desired or run.config_hash != config_hash(desired[uid])
+                or run.workers != allotted[uid]
             ]
             await asyncio.gather(*(self._stop_run(self._runs.pop(uid)) for uid in changed))
             for uid, source in desired.items():
                 run = self._runs.get(uid)
                 if run is None:
-                    self._runs[uid] = self._start_run(source)
+                    self._runs[uid] = self._start_run(source, allotted[uid])
                 else:
                     run.source.update(source)
                     self._revive(run)
@@ -172,7 +200,7 @@ class BridgeManager:
                 "dead_lettered": sum(s.dead_lettered for s in run.stats),
                 "rejected": sum(s.rejected for s in run.stats),
                 "errors": sum(s.errors for s in run.stats) + (1 if run.error else 0),
-                "last_error": run.error or (last.last_error if last else None),
+                "last_error": run.error or run.capped or (last.last_error if last else None),
                 "last_error_at": None if run.error else (last.last_error_at if last else None),
                 "started_at": run.started_at,
             }
@@ -180,7 +208,7 @@ class BridgeManager:
 
     # ------------------------------------------------------------------ internals
 
-    def _start_run(self, source: Mapping[str, Any]) -> _Run:
+    def _start_run(self, source: Mapping[str, Any], workers: int) -> _Run:
         uid = str(source["uid"])
         broker = broker_of(source)
         run = _Run(
@@ -188,7 +216,7 @@ class BridgeManager:
             broker=broker,
             project_id=source.get("project_id"),
             config_hash=config_hash(source),
-            workers=worker_count(source),
+            workers=workers,
             source=LiveSource(source),
             secrets=source_secrets(source),
         )
@@ -196,6 +224,12 @@ class BridgeManager:
             run.error = "unsupported pub sub type"
             log.warning("bridge %s not started: %s", uid, run.error)
             return run
+        if workers < worker_count(source):
+            run.capped = (f"runs {workers} of {worker_count(source)} workers: at most {self.max_source_workers} "
+                          f"per source and {self.max_total_workers} per instance")
+            log.warning("bridge %s %s", uid, run.capped)
+            if workers == 0:
+                return run
         run.tasks = [None] * run.workers
         run.stats = [WorkerStats() for _ in range(run.workers)]
         self._revive(run)

@@ -39,11 +39,13 @@ def _crash_marker() -> bytes | None:
 
 
 class Bridges:
-    def __init__(self, config: ConfigStore, publisher: Publisher) -> None:
+    def __init__(self, config: ConfigStore, publisher: Publisher, settings: Any = None) -> None:
         self.config = config
         self.publisher = publisher
+        limits = {"max_source_workers": settings.max_source_workers,
+                  "max_total_workers": settings.max_bridge_workers} if settings is not None else {}
         self.manager = BridgeManager(self.handle, self.dead_letter, kafka_bootstrap=publisher.kafka,
-                                     on_reconnect=metrics.record_bridge_reconnect)
+                                     on_reconnect=metrics.record_bridge_reconnect, **limits)
         self._dirty = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._crash_marker = _crash_marker()
@@ -109,7 +111,7 @@ class Bridges:
 
 
 async def start_bridges(app: Any) -> None:
-    app.bridges = Bridges(app.config_store, app.publisher)
+    app.bridges = Bridges(app.config_store, app.publisher, app.settings)
     await app.bridges.start()
 
 
@@ -154,7 +156,7 @@ async def run_standalone() -> None:
     await publisher.start()
     await config.start(publisher.producer)
     await config.ready.wait()
-    bridges = Bridges(config, publisher)
+    bridges = Bridges(config, publisher, settings)
     await bridges.start()
     print(f"convoy-stream bridge: consuming broker sources into {settings.kafka_bootstrap}", flush=True)
     stop = asyncio.Event()

@@ -12,6 +12,7 @@ from typing import Any, Optional
 import faust
 
 from . import codecs  # noqa: F401  (registers the orjson codec)
+from .limits import MAX_JSON_DEPTH, json_depth_exceeds
 
 
 class IngestRecord(faust.Record, serializer="orjson"):
@@ -137,11 +138,38 @@ def event_document(record: IngestRecord, *, is_duplicate: bool, deliveries: list
 INTERNAL_EVENT_FIELDS = ("deliveries", "dedup_key")
 
 
+#: Set on an event or delivery shown without its data, with the reason.
+DATA_OMITTED = "data_omitted"
+DATA_TOO_DEEP = f"data nested deeper than {MAX_JSON_DEPTH} levels is not shown"
+
+
+def _unreadable(data: Any) -> bool:
+    """Data no answer could encode: nested deeper than the parsers accept (stored before the
+    limit existed). Lists show such a row with `DATA_OMITTED` instead of failing the page."""
+    return isinstance(data, (dict, list)) and json_depth_exceeds(data)
+
+
 def event_view(document: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in document.items() if k not in INTERNAL_EVENT_FIELDS}
+    view = {k: v for k, v in document.items() if k not in INTERNAL_EVENT_FIELDS}
+    if _unreadable(view.get("data")):
+        view["data"] = None
+        view[DATA_OMITTED] = DATA_TOO_DEEP
+    return view
 
 
 def deliveries_of(document: dict[str, Any]) -> list[dict[str, Any]]:
     """The event's delivery documents, each with the event's data, as on the delivery topic."""
     data = document["data"] if document.get("raw") in (None, "") else document["raw"]
     return [{**d, "data": data} for d in document.get("deliveries", [])]
+
+
+def delivery_view(delivery: dict[str, Any]) -> dict[str, Any]:
+    """A delivery as API answers show it: data no answer could encode is omitted."""
+    if _unreadable(delivery.get("data")):
+        return {**delivery, "data": None, DATA_OMITTED: DATA_TOO_DEEP}
+    return delivery
+
+
+def delivery_views(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """`deliveries_of` as API answers show them (`delivery_view`)."""
+    return [delivery_view(d) for d in deliveries_of(document)]

@@ -37,6 +37,8 @@ from datetime import datetime
 from typing import Any
 
 from convoy_stream.filters import FilterError, validate_filter
+from convoy_stream.limits import (MAX_JSON_DEPTH, MAX_PAYLOAD_READ_SIZE, JsonTooDeep, header_map_problem, is_header_value,
+                                  is_token, is_uri_text)
 from convoy_stream.webhook_payload import (
     LocationError,
     loads_json,
@@ -80,6 +82,8 @@ EVENT_KINDS = ("single", "fanout", "broadcast", "dynamic")
 MESSAGE_TYPES = ("single", "fanout", "broadcast")
 MESSAGE_TYPE_HEADER = "x-convoy-message-type"
 MAX_CUSTOM_RESPONSE_SIZE = 51200
+#: Default of `Settings.max_source_workers`, for callers without settings.
+MAX_SOURCE_WORKERS = 16
 
 # govalidator's text for a `valid:"required"` tag without a custom message.
 REQUIRED = "non zero value required"
@@ -205,11 +209,28 @@ def _str_map(obj: Mapping[str, Any], key: str, parent: str = "") -> dict[str, st
     return dict(value)
 
 
+def _header_map(obj: Mapping[str, Any], key: str) -> dict[str, str]:
+    """A ``map[string]string`` sent as HTTP headers: RFC 9110 names, no CR/LF, bounded."""
+    value = _str_map(obj, key)
+    problem = header_map_problem(value)
+    if problem:
+        raise ValidationError(f"{key}:{problem}")
+    return value
+
+
+def _check_header_name(value: str, field: str) -> None:
+    if value and not is_token(value):
+        raise ValidationError(f"{field}:please provide a valid header name")
+
+
 def _blank(value: str | None) -> bool:
     return value is None or not value.strip()
 
 
 def _is_http_url(value: str) -> bool:
+    """An absolute http(s) URL with a host, only RFC 3986 characters (no spaces or CR/LF)."""
+    if not is_uri_text(value):
+        return False
     try:
         parsed = urllib.parse.urlsplit(value)
         parsed.port  # noqa: B018 - raises ValueError for a bad port
@@ -248,6 +269,7 @@ def validate_source(
     update: bool = False,
     current: Mapping[str, Any] | None = None,
     max_custom_response_size: int = MAX_CUSTOM_RESPONSE_SIZE,
+    max_workers: int = MAX_SOURCE_WORKERS,
 ) -> dict[str, Any]:
     """Validate a source create (``update=False``) or update body (sections 1.1-1.3, 5.1).
 
@@ -317,7 +339,7 @@ def validate_source(
         if present(key):
             result[key] = _opt_str(obj, key) or None
     if source_type == "pub_sub":
-        result["pub_sub"] = validate_pub_sub(obj.get("pub_sub"))
+        result["pub_sub"] = validate_pub_sub(obj.get("pub_sub"), max_workers=max_workers)
     elif not update:
         result["pub_sub"] = None
     # Convoy accepts these on update only; a user creating a source expects them to work
@@ -333,6 +355,8 @@ def _validate_forward_headers(obj: Mapping[str, Any]) -> list[str]:
     names = _opt_str_list(obj, "forward_headers") or []
     if any(_blank(name) for name in names):
         raise ValidationError("forward_headers:please provide non-empty header names")
+    for name in names:
+        _check_header_name(name.strip(), "forward_headers")
     return [name.strip() for name in names]
 
 
@@ -342,6 +366,8 @@ def _validate_custom_response(obj: Mapping[str, Any], max_size: int) -> dict[str
                 "content_type": _str(raw, "content_type", "custom_response")}
     if len(response["body"].encode("utf-8")) > max_size:
         raise ValidationError("source custom response too large")
+    if not is_header_value(response["content_type"]):
+        raise ValidationError("custom_response.content_type:please provide a valid content type")
     return response
 
 
@@ -388,6 +414,8 @@ def _validate_hmac(raw: Mapping[str, Any], *, secret_only: bool) -> dict[str, An
     errors = _FieldErrors()
     if not header and not secret_only:
         errors.add("header", REQUIRED)
+    elif header and not is_token(header):
+        errors.add("header", "please provide a valid header name")
     if hash_name and hash_name.upper() not in HASH_ALGORITHMS:
         errors.add("hash", f"{hash_name} does not validate as supported_hash")
     elif not hash_name and not secret_only:
@@ -430,6 +458,7 @@ def _validate_basic_auth(raw: Mapping[str, Any]) -> dict[str, str]:
 def _validate_api_key(raw: Mapping[str, Any]) -> dict[str, str]:
     # Convoy declares header_value before header_name; errors follow that order.
     values = _required_strings(raw, ("header_value", "header_name"), "verifier.api_key")
+    _check_header_name(values["header_name"], "header_name")
     return {"header_name": values["header_name"], "header_value": values["header_value"]}
 
 
@@ -447,11 +476,12 @@ def _required_strings(raw: Mapping[str, Any], keys: tuple[str, ...], parent: str
 # ------------------------------------------------------------------------------- pub/sub
 
 
-def validate_pub_sub(body: Any) -> dict[str, Any]:
+def validate_pub_sub(body: Any, *, max_workers: int = MAX_SOURCE_WORKERS) -> dict[str, Any]:
     """Validate a ``pub_sub`` broker config (section 5.1) without connecting to it.
 
     Returns ``{type, workers, <type>: {...}}`` with only the selected broker's block.
-    ``workers`` defaults to 1 and must be at least 1. Kafka ``auth.hash`` defaults to
+    ``workers`` defaults to 1 and must be between 1 and ``max_workers`` (the instance's
+    ``CONVOY_STREAM_MAX_SOURCE_WORKERS``: each worker holds broker connections). Kafka ``auth.hash`` defaults to
     ``SHA512`` for SCRAM (Convoy's runtime default); AMQP ``schema`` defaults to
     ``amqp``, ``vhost`` to ``""`` (the default vhost) and ``port`` is stored as a string.
     The Google ``service_account`` stays base64 as sent, after checking it decodes to a
@@ -467,6 +497,8 @@ def validate_pub_sub(body: Any) -> dict[str, Any]:
         errors.add("type", "unsupported pub sub type")
     if workers is not None and workers < 1:
         errors.add("workers", "workers must be at least 1")
+    elif workers is not None and workers > max_workers:
+        errors.add("workers", f"workers must be at most {max_workers}")
     errors.raise_if_any()
 
     label = {"sqs": "sqs", "google": "google pub sub", "kafka": "kafka", "amqp": "amqp"}[pub_sub_type]
@@ -648,6 +680,9 @@ def _validate_endpoint_auth(obj: Mapping[str, Any]) -> dict[str, Any] | None:
     if api_key is None:
         raise ValidationError("api_key:non zero value required")
     values = _required_strings(api_key, ("header_value", "header_name"), "authentication.api_key")
+    _check_header_name(values["header_name"], "header_name")
+    if not is_header_value(values["header_value"]):
+        raise ValidationError("header_value:please provide a valid header value")
     return {"type": "api_key",
             "api_key": {"header_name": values["header_name"], "header_value": values["header_value"]}}
 
@@ -761,6 +796,8 @@ def _validate_project_config(raw: Mapping[str, Any]) -> dict[str, Any]:
     size = _opt_int(raw, "max_payload_read_size", "config")
     if size is not None and size < 0:
         raise ValidationError("max_payload_read_size:please provide a valid max payload read size")
+    if size is not None and size > MAX_PAYLOAD_READ_SIZE:
+        raise ValidationError(f"max_payload_read_size:must be at most {MAX_PAYLOAD_READ_SIZE} bytes (what an event can store)")
     config["max_payload_read_size"] = size or defaults["max_payload_read_size"]
     for flag in ("replay_attacks_prevention_enabled", "retention_policy_enabled", "disable_endpoint"):
         config[flag] = bool(_opt_bool(raw, flag, "config"))
@@ -796,6 +833,7 @@ def _validate_project_config(raw: Mapping[str, Any]) -> dict[str, Any]:
     config["signature"] = _validate_signature_config(_opt_object(raw, "signature", "config") or {})
     config["request_id_header"] = (_str(raw, "request_id_header", "config").strip()
                                    or defaults["request_id_header"])
+    _check_header_name(config["request_id_header"], "request_id_header")
     return config
 
 
@@ -811,6 +849,7 @@ def _positive(raw: Mapping[str, Any], key: str, parent: str, default: int) -> in
 def _validate_signature_config(raw: Mapping[str, Any]) -> dict[str, Any]:
     default = DEFAULT_PROJECT_CONFIG["signature"]
     header = _str(raw, "header", "config.signature").strip() or default["header"]
+    _check_header_name(header, "header")
     versions_raw = raw.get("versions")
     if versions_raw is None or versions_raw == []:
         return {"header": header, "versions": [dict(v) for v in default["versions"]]}
@@ -851,7 +890,7 @@ def decode_json_body(raw: bytes, *, expect_object: bool = True) -> Any:
       ``body contains incorrect JSON type (at character N)``
 
     Trailing data after the value is a syntax error (Go's ``Unmarshal`` rule).
-    ``NaN``/``Infinity`` are rejected. Invalid UTF-8 and lone ``\\uD800`` escapes inside
+    ``NaN``/``Infinity`` are rejected, and so is nesting deeper than ``MAX_JSON_DEPTH``. Invalid UTF-8 and lone ``\\uD800`` escapes inside
     strings become U+FFFD, as in Go, so the result is always re-encodable.
     """
     if not raw.strip(_WS.encode()):
@@ -865,7 +904,9 @@ def decode_json_body(raw: bytes, *, expect_object: bool = True) -> Any:
             raise ValidationError("body contains badly-formed JSON") from None
         offset = len(text[:exc.pos].encode("utf-8")) + 1
         raise ValidationError(f"body contains badly-formed JSON (at character {offset})") from None
-    except (ValueError, RecursionError):
+    except (JsonTooDeep, RecursionError):
+        raise ValidationError(f"body contains JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError:
         raise ValidationError("body contains badly-formed JSON") from None
     if expect_object and not isinstance(value, dict):
         stripped = text.lstrip(_WS)
@@ -885,7 +926,7 @@ _EVENT_REQUIRED: dict[str, tuple[tuple[str, str], ...]] = {
                 ("event_type", "please provide an event type")),
 }
 _EVENT_STRINGS: dict[str, tuple[str, ...]] = {
-    "single": ("app_id", "endpoint_id", "event_type", "idempotency_key"),
+    "single": ("app_id", "endpoint_id", "owner_id", "event_type", "idempotency_key"),
     "fanout": ("owner_id", "event_type", "idempotency_key"),
     "broadcast": ("event_type", "idempotency_key"),
     "dynamic": ("url", "secret", "event_type", "idempotency_key"),
@@ -906,7 +947,7 @@ def validate_event(kind: str, body: Any) -> dict[str, Any]:
         raise ValueError(f"unknown event kind {kind!r}")
     obj = _object(body)
     strings = {key: _str(obj, key) for key in _EVENT_STRINGS[kind]}
-    custom_headers = _str_map(obj, "custom_headers")
+    custom_headers = _header_map(obj, "custom_headers")
     event_types = _opt_str_list(obj, "event_types") if kind == "dynamic" else None
 
     errors = _FieldErrors()
@@ -986,6 +1027,9 @@ def validate_broker_message(body: bytes) -> dict[str, Any]:
             if not isinstance(item, str):
                 raise InvalidMessage(f'json: cannot unmarshal {_json_type_name(item)} into field '
                                      f'"custom_headers.{name}" of type string')
+        problem = header_map_problem(headers)
+        if problem:
+            raise InvalidMessage(f"custom_headers: {problem}")
     if _blank(value.get("event_type")):
         raise InvalidMessage("the payload doesn't include an event type")
     if value.get("data") is None:

@@ -33,6 +33,8 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from .limits import check_json_depth
+
 __all__ = [
     "INVALID_REQUEST_FORMAT",
     "LocationError",
@@ -236,20 +238,23 @@ def loads_json(text: str, *, exact_numbers: bool = False) -> Any:
     number into a float64) and a number beyond float range (``1e400``) is refused, as
     Go's decoder does: orjson cannot encode either, and the record must reach Kafka.
     With ``exact_numbers`` numbers stay as their source text (Go's ``UseNumber``), for
-    values that are rendered back as text. Raises ``ValueError``
-    (``json.JSONDecodeError`` for syntax errors) or ``RecursionError``.
+    values that are rendered back as text. A document nested deeper than
+    ``limits.MAX_JSON_DEPTH`` raises ``limits.JsonTooDeep`` (a ``ValueError``): it could
+    not be encoded again once stored. Raises ``ValueError`` (``json.JSONDecodeError`` for
+    syntax errors) or ``RecursionError``.
     """
     if not exact_numbers:
         try:
             # Valid JSON decodes the same with orjson, several times faster; what it refuses
             # (NaN, lone surrogates, infinite numbers, bad syntax) takes the path below,
             # which applies Go's rules and builds Convoy's error messages.
-            return orjson.loads(text)
+            return check_json_depth(orjson.loads(text), text)
         except orjson.JSONDecodeError:
             pass
     hooks: dict[str, Any] = ({"parse_int": _Number, "parse_float": _Number} if exact_numbers
                              else {"parse_int": _go_int, "parse_float": _go_float})
     value = json.loads(text, parse_constant=_reject_constant, **hooks)
+    check_json_depth(value, text)
     if "\\u" in text:  # only an escape can produce a lone surrogate
         value = _replace_surrogates(value)
     return value

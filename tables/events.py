@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 import orjson
 
 from convoy_stream.ids import scoped
-from convoy_stream.records import deliveries_of, event_view
+from convoy_stream.records import deliveries_of, delivery_view, delivery_views, event_view
 from convoy_stream.routing import event_uid_of
 
 from .scan import HIGH, LOW, SCAN_BUDGET, Budget, scan
@@ -49,17 +49,17 @@ def events_by_broker_id(events: Mapping[str, Any], broker_ids: Mapping[str, Any]
 
 def deliveries_by_broker_id(events: Mapping[str, Any], broker_ids: Mapping[str, Any], project_id: str, broker_message_id: str) -> list[dict[str, Any]]:
     rows = _broker_rows(events, broker_ids, project_id, broker_message_id)
-    return sorted((d for r in rows for d in deliveries_of(r)), key=lambda d: d["uid"], reverse=True)
+    return sorted((d for r in rows for d in delivery_views(r)), key=lambda d: d["uid"], reverse=True)
 
 
 def deliveries_of_event(events: Mapping[str, Any], project_id: str, uid: str) -> list[dict[str, Any]]:
     row = _row(events, project_id, uid)
-    return sorted(deliveries_of(row), key=lambda d: d["uid"], reverse=True) if row is not None else []
+    return sorted(delivery_views(row), key=lambda d: d["uid"], reverse=True) if row is not None else []
 
 
 def deliveries_by_dedup_key(events: Mapping[str, Any], idempotency: Mapping[str, Any], project_id: str, dedup_key: str) -> list[dict[str, Any]]:
     rows = _rows_by_ids(events, project_id, idempotency.get(dedup_key) or [])
-    return sorted((d for r in rows for d in deliveries_of(r)), key=lambda d: d["uid"], reverse=True)
+    return sorted((d for r in rows for d in delivery_views(r)), key=lambda d: d["uid"], reverse=True)
 
 
 def delivery(events: Mapping[str, Any], project_id: str, uid: str) -> dict[str, Any] | None:
@@ -188,7 +188,7 @@ def list_deliveries(events: Any, project_id: str, f: DeliveryFilter, page: Page,
 
     # Walking up, every delivery of the last event read lies below `<event uid>~`.
     through = (lambda uid: uid) if page.descending else (lambda uid: uid + "~")
-    return _with_stop(list(islice(in_page(), page.limit)), budget, through)
+    return _with_stop([delivery_view(d) for d in islice(in_page(), page.limit)], budget, through)
 
 
 def within(rows: Iterable[dict[str, Any]], accepts: Callable[[Mapping[str, Any]], bool], page: Page) -> list[dict[str, Any]]:

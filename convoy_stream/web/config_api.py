@@ -14,10 +14,11 @@ import orjson
 from aiohttp import web
 
 from bridges.base import InvalidMessage
+from bridges.manager import bridge_workers
 
 from ..ids import mask_id, new_api_key, new_ulid
 from ..secrets_redaction import ENDPOINT_SECRET_PATHS, SOURCE_SECRET_PATHS, keep_stored_secrets, redact
-from .. import transforms
+from .. import netpolicy, transforms
 from ..broker_messages import header_map
 from ..validation import (ValidationError, validate_broker_message, validate_endpoint, validate_project, validate_source,
                           validate_subscription)
@@ -194,7 +195,9 @@ class Endpoints(Resource):
         super().__init__("endpoint", "Endpoint", ENDPOINT_SECRET_PATHS)
 
     def validate(self, c: Context, project: dict[str, Any], body: Any, *, current: dict[str, Any] | None) -> dict[str, Any]:
-        return _validated(validate_endpoint, body, update=current is not None)
+        fields = _validated(validate_endpoint, body, update=current is not None)
+        refuse_internal_url(c, fields["url"], "url")
+        return fields
 
     def complete(self, c: Context, project: dict[str, Any], entity: dict[str, Any], *, created: bool) -> dict[str, Any]:
         if not entity.get("secret"):
@@ -236,7 +239,15 @@ class Sources(Resource):
         super().__init__("source", "Source", SOURCE_SECRET_PATHS)
 
     def validate(self, c: Context, project: dict[str, Any], body: Any, *, current: dict[str, Any] | None) -> dict[str, Any]:
-        return _validated(validate_source, body, update=current is not None, current=current)
+        fields = _validated(validate_source, body, update=current is not None, current=current,
+                            max_workers=c.settings.max_source_workers)
+        pub_sub = fields.get("pub_sub")
+        problem = netpolicy.pub_sub_problem(pub_sub, allow_private=c.settings.allow_private_networks)
+        if problem:
+            raise ApiError(400, problem)
+        if pub_sub:
+            _check_instance_workers(c, current["uid"] if current else None, int(pub_sub.get("workers") or 1))
+        return fields
 
     async def _validated(self, c: Context, project: dict[str, Any], body: Any, *, current: dict[str, Any] | None) -> dict[str, Any]:
         """A transform that cannot run is refused here, not discovered message by message."""
@@ -266,6 +277,20 @@ class Sources(Resource):
 
     async def cascade_delete(self, c: Context, entity: dict[str, Any]) -> None:
         await _delete_subscriptions(c, c.config.subscriptions_for_source(entity["uid"]))
+
+
+def refuse_internal_url(c: Context, url: str, field: str) -> None:
+    """400 for a URL into the instance's own network, unless the instance allows it (`netpolicy`)."""
+    if netpolicy.url_problem(url, allow_private=c.settings.allow_private_networks):
+        raise ApiError(400, f"{field}:{netpolicy.REFUSED}")
+
+
+def _check_instance_workers(c: Context, uid: str | None, workers: int) -> None:
+    """400 when this source's bridge workers would take the instance over its limit."""
+    limit = c.settings.max_bridge_workers
+    others = sum(bridge_workers(s) for s in c.config.all("source") if s.get("uid") != uid)
+    if others + workers > limit:
+        raise ApiError(400, f"workers:this instance's limit of {limit} bridge workers for all sources is reached")
 
 
 async def test_function(request: web.Request) -> web.Response:

@@ -43,7 +43,18 @@ def ok(data: Any, message: str, status: int = 200) -> web.Response:
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return json_response({"status": False, "message": message}, status, headers)
+    return json_response({"status": False, "message": message, "data": None}, status, headers)
+
+
+#: Headers of aiohttp's own error answers that the client needs (405's `Allow`).
+_KEPT_HEADERS = ("Allow", "Retry-After")
+
+
+def _http_exception(exc: web.HTTPException) -> web.Response:
+    """aiohttp's own 4xx (404, 405, 413, 415 ...) in the envelope, with the reason phrase only."""
+    headers = {name: exc.headers[name] for name in _KEPT_HEADERS if name in exc.headers}
+    message = TOO_LARGE if exc.status == 413 else (exc.reason or "request failed")
+    return error(exc.status, message, headers)
 
 
 @web.middleware
@@ -58,8 +69,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         log.warning("kafka unavailable for %s %s: %s", request.method, request.path, exc)
         return error(503, "event store unavailable, retry later", {"Retry-After": "1"})
     except web.HTTPException as exc:
-        if exc.status >= 400 and exc.status != 415:
-            return error(exc.status, exc.reason or "request failed")
+        if exc.status >= 400:
+            return _http_exception(exc)
         raise
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)

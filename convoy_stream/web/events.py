@@ -17,7 +17,7 @@ from ..ids import mask_id, new_ulid, scoped
 from ..records import IngestRecord
 from ..routing import catch_all_subscription, event_uid_of
 from ..validation import ValidationError, validate_event
-from .config_api import now
+from .config_api import now, refuse_internal_url
 from .context import Context, ctx
 from .body import read_json
 from .envelope import ApiError, ok
@@ -90,6 +90,7 @@ def create_event(kind: str) -> Any:
                 raise ApiError(400, "endpoint not found")
             await _ensure_subscription(c, endpoint)
         elif kind == "dynamic":
+            refuse_internal_url(c, fields["url"], "url")
             endpoint_id = (await _dynamic_endpoint(c, project, fields))["uid"]
             record_kind = "single"
         idempotency_key = fields.get("idempotency_key") or ""
@@ -130,8 +131,17 @@ async def _list(request: web.Request, table: str, name: str, filter_: Any) -> di
 
 
 async def _indexed(request: web.Request, lookups: list[Any], filter_: Any) -> dict[str, Any]:
-    """A page from index lookups (idempotency key, broker message id, event id): no scan."""
-    page, size = page_of(request.query)
+    """A page from index lookups (idempotency key, broker message id, event id): no scan.
+
+    A bad query parameter (400) closes the lookups it will not run: never a coroutine left
+    unawaited.
+    """
+    try:
+        page, size = page_of(request.query)
+    except ApiError:
+        for lookup in lookups:
+            lookup.close()
+        raise
     rows = [row for found in await asyncio.gather(*lookups) for row in found]
     return merge([within(rows, filter_.accepts, page)], page, size, cursor_given=_cursor_given(request))
 

@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from .. import metrics
+from ..limits import MAX_JSON_DEPTH, MAX_PAYLOAD_READ_SIZE, JsonTooDeep
 from ..records import IngestRecord
 from ..verifiers import UnknownProvider, VerificationError, VerifierConfigError, WebhookRequest, build_verifier, twitter_crc_response
 from ..webhook_payload import PayloadError, convert_body, extract_event_type, forwarded_headers, idempotency_key, loads_json, redact_headers
@@ -54,6 +55,23 @@ async def _read_limited(request: web.Request, limit: int) -> bytes:
     return await read_body(request, limit)
 
 
+def payload_limit(project: dict[str, Any]) -> int:
+    """The project's `max_payload_read_size`, never above what an event can store (a project
+    saved before that bound existed may hold more)."""
+    limit = int((project.get("config") or {}).get("max_payload_read_size") or DEFAULT_MAX_PAYLOAD)
+    return min(limit, MAX_PAYLOAD_READ_SIZE)
+
+
+def _payload(converted: bytes) -> tuple[Any, str | None]:
+    """(data, None) for a JSON body, (None, text) for any other; too deep a JSON body is a 400."""
+    try:
+        return loads_json(converted.decode("utf-8")), None
+    except (JsonTooDeep, RecursionError):
+        raise ApiError(400, f"request body contains JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError:
+        return None, converted.decode("utf-8", "replace")
+
+
 def _verify(source: dict[str, Any], request: WebhookRequest, converted: bytes | None) -> None:
     """Raw body first, then the converted body (Convoy's compatibility fallback)."""
     try:
@@ -83,8 +101,7 @@ def _verify(source: dict[str, Any], request: WebhookRequest, converted: bytes | 
 async def ingest(request: web.Request) -> web.Response:
     c = ctx(request)
     source, project = await _source(c, request)
-    limit = int((project.get("config") or {}).get("max_payload_read_size") or DEFAULT_MAX_PAYLOAD)
-    body = await _read_limited(request, limit)
+    body = await _read_limited(request, payload_limit(project))
     content_type = request.headers.get("Content-Type")
     headers = dict(request.headers)
     try:
@@ -94,6 +111,7 @@ async def ingest(request: web.Request) -> web.Response:
     _verify(source, WebhookRequest(request.method, c.settings.base_url + request.path_qs, headers, body), converted)
     if converted is None:
         raise ApiError(400, "Invalid request format")
+    data, raw = _payload(converted)
 
     query = {k: request.query.getall(k) for k in request.query.keys()}
     event_type = source["mask_id"]
@@ -111,11 +129,6 @@ async def ingest(request: web.Request) -> web.Response:
     api_key_header = ((source.get("verifier") or {}).get("api_key") or {}).get("header_name") or ""
     stored = redact_headers(headers, extra=[api_key_header] if api_key_header else [])
     stored["x-convoy-source-id"] = source["mask_id"]
-    try:
-        data: Any = loads_json(converted.decode("utf-8"))
-        raw = None
-    except (ValueError, RecursionError):
-        data, raw = None, converted.decode("utf-8", "replace")
     key = dedup_key(project["uid"], checksum)
     record = IngestRecord.build(
         uid=c.publisher.mint_event_id(project["uid"], key), project_id=project["uid"], kind="webhook", event_type=event_type,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from . import config_api, events, ingest, metrics, openapi, ratelimit
+from . import config_api, events, ingest, metrics, openapi, protocol_errors, ratelimit
 from .context import Context
 from .envelope import error_middleware
 from .health import health
@@ -30,6 +30,7 @@ def install(app: "ConvoyApp", web_app: web.Application) -> None:
     web_app.middlewares.append(metrics.metrics_middleware)
     web_app.middlewares.append(ratelimit.rate_limit_middleware)
     web_app.middlewares.append(error_middleware)
+    protocol_errors.install()
     add_routes(web_app.router)
 
 

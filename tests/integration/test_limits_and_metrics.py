@@ -79,7 +79,7 @@ def test_webhooks_and_rest_events_share_the_instance_rate_limit(setup: dict[str,
     assert RATE <= len(accepted) <= RATE + RATE * elapsed + 1
     assert refused, "nothing was rate limited"
     for r in refused:
-        assert r.json() == {"status": False, "message": "exceeded rate limit"}
+        assert r.json() == {"status": False, "message": "exceeded rate limit", "data": None}
         assert int(r.headers["Retry-After"]) >= 1
         assert r.headers["X-RateLimit-Limit"] == str(RATE) and r.headers["X-RateLimit-Remaining"] == "0"
     assert all("X-RateLimit-Remaining" in r.headers for r in accepted)

@@ -130,7 +130,7 @@ def test_signed_webhooks_are_accepted_and_tampered_twins_refused(scheme: str, in
     tampered_marker = secrets.token_hex(8)
     tampered = body.replace(marker.encode(), tampered_marker.encode())
     refused = post(worker.url, source, tampered, headers)
-    assert refused.status_code == 400 and refused.json() == {"status": False, "message": "Request verification failed"}
+    assert refused.status_code == 400 and refused.json() == {"status": False, "message": "Request verification failed", "data": None}
 
     accepted = post(worker.url, source, body, headers)
     assert accepted.status_code == 200, accepted.text

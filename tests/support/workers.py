@@ -53,6 +53,8 @@ class Worker:
             "CONVOY_STREAM_APP_ID": self.app_id,
             "CONVOY_STREAM_ADMIN_TOKEN": self.admin_token,
             "CONVOY_STREAM_LOG_LEVEL": "info",
+            # Brokers, SQS and endpoints of the tests run on this machine (`netpolicy.py`).
+            "CONVOY_STREAM_ALLOW_PRIVATE_NETWORKS": "true",
             **self.env,
         }
         log = open(self.log_path, "ab")

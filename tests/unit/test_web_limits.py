@@ -96,7 +96,7 @@ def post(path: str, body: bytes, headers: str = "") -> bytes:
 
 async def test_a_body_that_stalls_is_answered_408_within_the_read_timeout(client) -> None:
     status, body, took = await raw(client, post("/ingest/abc", b'{"a": 1}'), stall_before_last=3)
-    assert status == 408 and orjson.loads(body) == {"status": False, "message": "request body not received in time"}
+    assert status == 408 and orjson.loads(body) == {"status": False, "message": "request body not received in time", "data": None}
     assert took < 2
 
 
@@ -163,7 +163,7 @@ async def test_over_the_rate_limit_is_429_with_retry_after_and_rate_headers() ->
         assert (await c.post("/api/v1/projects/p/events", json={"a": 1})).status == 200
         refused = await c.post("/ingest/abc", data=b"{}")
         assert refused.status == 429
-        assert await refused.json() == {"status": False, "message": "exceeded rate limit"}
+        assert await refused.json() == {"status": False, "message": "exceeded rate limit", "data": None}
         assert int(refused.headers["Retry-After"]) >= 1
         assert refused.headers["X-RateLimit-Limit"] == "2" and refused.headers["X-RateLimit-Remaining"] == "0"
         clock.now += 0.5
