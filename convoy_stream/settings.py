@@ -61,6 +61,9 @@ class Settings:
     #: Seconds between retention sweeps (each worker sweeps its own partitions).
     retention_sweep_interval: float = 60.0
     log_level: str = "warning"
+    #: Seconds a worker with a dead part (a crashed agent or service, a stopped fetcher)
+    #: answers 503 on /health before it exits with status 1 (`liveness.py`).
+    unhealthy_exit_after: float = 10.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -92,6 +95,7 @@ class Settings:
             retention_sweep_interval=_env_float("CONVOY_STREAM_RETENTION_SWEEP_INTERVAL", 60.0),
             run_bridges=os.environ.get("CONVOY_STREAM_BRIDGES", "1") not in ("0", "false", "no"),
             log_level=os.environ.get("CONVOY_STREAM_LOG_LEVEL", "warning"),
+            unhealthy_exit_after=_env_float("CONVOY_STREAM_UNHEALTHY_EXIT_AFTER", 10.0),
         )
         values.update(overrides)
         settings = cls(**values)  # type: ignore[arg-type]
