@@ -87,8 +87,10 @@ def test_a_crashed_agent_turns_health_503_and_the_worker_exits(
 
 
 def test_a_fetcher_that_fails_never_looks_healthy_and_the_worker_exits(
-        kafka_factory: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
-    kafka = kafka_factory()
+        kafka_broker: Any, kafka_factory: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    # The session's embedded broker holds its log segments here (only this test's topics
+    # rot); a Kafka the session did not start gets a private one.
+    kafka = kafka_broker if hasattr(kafka_broker, "log_dirs") else kafka_factory()
     app_id = "cs-live-fetch-" + secrets.token_hex(3)
     env = {"CONVOY_STREAM_UNHEALTHY_EXIT_AFTER": str(GRACE)}
     survivor, other = (Worker(kafka.bootstrap, tmp_path_factory.mktemp("fetch"), app_id, ADMIN_TOKEN, env=dict(env)).start()
