@@ -21,6 +21,7 @@ from .ids import partition_of
 from .ingest_feed import FeedConductor, IngestFeed
 from .ingestion import Tables
 from .kafka_preflight import check_cluster, quiet_aiokafka
+from .liveness import Liveness
 from .publisher import DOWNSTREAM_MAX_BYTES, Publisher, anchor_group, anchor_records
 from .records import Delivery, IngestRecord
 from .settings import Settings
@@ -37,6 +38,7 @@ class ConvoyApp(faust.App):
     dead_letters: Any
     agent_commits: AgentCommits
     ingest_feed: IngestFeed
+    liveness: Liveness
 
     def on_webserver_init(self, web: Any) -> None:
         from .web.routes import install
@@ -121,6 +123,7 @@ def create_app(settings: Settings) -> ConvoyApp:
     )
     app.config_store = ConfigStore(settings.kafka, f"{settings.app_id}-config")
     app.publisher.config_position = lambda: app.config_store.position
+    app.liveness = Liveness(app, exit_after=settings.unhealthy_exit_after, ingest_topic=f"{settings.app_id}-ingest")
     return app
 
 
@@ -231,6 +234,7 @@ class Infrastructure(Service):
     """Topics, the durable publisher and the config view: up before any request."""
 
     async def on_start(self) -> None:
+        app.liveness.start()
         await app.publisher.start()
         await app.config_store.start(app.publisher.producer)
         await app.config_store.ready.wait()

@@ -76,7 +76,7 @@ class IngestFeed:
     async def on_message(self, message: Any) -> object:
         """Faust's consumer hands over one fetched message (its drain loop awaits this)."""
         flow = self.app.flow_control
-        if not flow.is_active():
+        while not flow.is_active():  # a rebalance may suspend it again before this task runs
             await flow.acquire()
         buffer = self._buffer
         buffer.append(message)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime, timezone
 from typing import Any, AsyncIterable
@@ -35,7 +36,13 @@ async def process() -> None:
     """
     # Never route with an empty config view (a worker starting on a backlog).
     await app.config_store.ready.wait()
-    await app.ingest_feed.run(process_batch)
+    try:
+        await app.ingest_feed.run(process_batch)
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:  # Faust crashes the app too; /health says why meanwhile
+        app.liveness.failed(f"the pipeline task stopped: {exc!r}")
+        raise
 
 
 async def process_batch(messages: list[Any]) -> None:
@@ -70,15 +77,21 @@ def _decode(message: Any) -> IngestRecord | None:
 async def keep_dead_letters(stream: AsyncIterable[Any]) -> None:
     """Dead letters become listable: `GET /api/v1/projects/{id}/dead-letters`."""
     consumed = dead_letter_topic.get_topic_name()
-    async for event in stream.events():  # type: ignore[attr-defined]
-        metrics.record_consumed(consumed)
-        key, document = event.key, event.value
-        if isinstance(document, dict) and EXPIRE_DEAD_LETTERS in document:
-            for uid in document[EXPIRE_DEAD_LETTERS]:
-                dead_letters_table.pop(scoped(document["project_id"], uid), None)
-        else:
-            dead_letters_table[key] = document
-        app.agent_commits.written([event.message])  # Faust flushes its table writes before it commits
+    try:
+        async for event in stream.events():  # type: ignore[attr-defined]
+            metrics.record_consumed(consumed)
+            key, document = event.key, event.value
+            if isinstance(document, dict) and EXPIRE_DEAD_LETTERS in document:
+                for uid in document[EXPIRE_DEAD_LETTERS]:
+                    dead_letters_table.pop(scoped(document["project_id"], uid), None)
+            else:
+                dead_letters_table[key] = document
+            app.agent_commits.written([event.message])  # Faust flushes its table writes before it commits
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:  # Faust restarts the agent, which meets the same record again
+        app.liveness.failed(f"the dead-letter agent crashed: {exc!r}")
+        raise
 
 
 @app.timer(interval=settings.retention_sweep_interval)

@@ -84,6 +84,9 @@ class Settings:
     #: Seconds between retention sweeps (each worker sweeps its own partitions).
     retention_sweep_interval: float = 60.0
     log_level: str = "warning"
+    #: Seconds a worker with a dead part (a crashed agent or service, a stopped fetcher)
+    #: answers 503 on /health before it exits with status 1 (`liveness.py`).
+    unhealthy_exit_after: float = 10.0
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -125,6 +128,7 @@ class Settings:
             allow_private_networks=os.environ.get("CONVOY_STREAM_ALLOW_PRIVATE_NETWORKS", "false").lower()
             in ("1", "true", "yes"),
             log_level=os.environ.get("CONVOY_STREAM_LOG_LEVEL", "warning"),
+            unhealthy_exit_after=_env_float("CONVOY_STREAM_UNHEALTHY_EXIT_AFTER", 10.0),
         )
         values.update(overrides)
         if "kafka" not in values:

@@ -2,7 +2,7 @@
 
 Every answer is `{"status": bool, "message": str, "data": ...}`. Handlers
 raise `ApiError` for the client's mistakes (4xx) and `KafkaUnavailable`
-becomes 503; anything else is logged and answered 500 without detail.
+becomes 503; anything else is answered by `failures.answer_unexpected`.
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status >= 400:
             return _http_exception(exc)
         raise
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return error(500, "internal server error")
+    except Exception as exc:
+        from .failures import answer_unexpected
+
+        return answer_unexpected(request, exc)

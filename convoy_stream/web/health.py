@@ -19,6 +19,12 @@ def readiness(request: web.Request) -> dict[str, bool]:
 
 
 async def health(request: web.Request) -> web.Response:
+    app = ctx(request).app
+    dead = app.liveness.cause()
+    if dead is not None:  # the worker exits shortly (liveness.py)
+        return error(503, f"unhealthy: {dead}")
+    if app.should_stop:
+        return error(503, "stopping")
     checks = readiness(request)
     if all(checks.values()):
         return ok(checks, "convoy-stream is healthy")

@@ -15,7 +15,7 @@ import hmac
 from typing import Any, Callable
 
 import orjson
-from aiohttp import ClientTimeout, web
+from aiohttp import ClientError, ClientTimeout, web
 from yarl import URL
 
 from tables import events as queries
@@ -92,7 +92,7 @@ async def _remote(request: web.Request, url: URL, name: str, project_id: str, ke
             if response.status != 200:
                 raise ApiError(503, "a worker could not answer, retry later", {"Retry-After": "1"})
             return orjson.loads(await response.read())["result"]
-    except (OSError, asyncio.TimeoutError) as exc:
+    except (OSError, asyncio.TimeoutError, ClientError) as exc:  # also: it stopped mid-answer
         raise ApiError(503, "a worker could not answer, retry later", {"Retry-After": "1"}) from exc
 
 

@@ -86,6 +86,24 @@ def test_a_buffer_emptied_while_a_batch_waits_to_fill_hands_on_nothing_stale() -
     assert asyncio.run(scenario()) == [(0, 2)]
 
 
+def test_a_flow_suspended_again_before_the_hand_off_runs_holds_the_message_back() -> None:
+    async def scenario() -> tuple[list[int], list[int]]:
+        app = FeedApp()
+        feed = IngestFeed(app, "app-ingest", max_batch=3, within=0.01)
+        app.flow_control.suspend()  # a rebalance holds the flow
+        handing = asyncio.ensure_future(feed.on_message(Message(5)))
+        await asyncio.sleep(0)
+        app.flow_control.resume()  # it ends, and the next one starts before the hand-off runs
+        app.flow_control.suspend()
+        await asyncio.sleep(0.01)
+        held = [m.offset for m in feed._buffer]  # on the old code: [5], appended while suspended
+        app.flow_control.resume()
+        await asyncio.wait_for(handing, 5)
+        return held, [m.offset for m in feed._buffer]
+
+    assert asyncio.run(scenario()) == ([], [5])
+
+
 # -- agent commits: the seek back to a hole -----------------------------------------------
 
 class Consumer:
