@@ -123,8 +123,10 @@ async def run_standalone() -> None:
     """Config view + publisher + bridges, no Faust worker: a process that only bridges."""
     import signal
 
+    from . import log_redaction
     from .settings import Settings
 
+    log_redaction.install()
     settings = Settings.from_env()
     publisher = Publisher(settings.kafka_bootstrap, ingest_topic=f"{settings.app_id}-ingest",
                           dead_letter_topic=f"{settings.app_id}-dead-letters", partitions=settings.partitions,

@@ -18,8 +18,10 @@ def _run_worker(*, bridges: bool = True, web: bool = True) -> None:
     import uvloop
     from faust.worker import Worker
 
-    from . import pipeline  # noqa: F401  (registers the agent)
+    from . import log_redaction, pipeline  # noqa: F401  (pipeline registers the agent)
     from .app import app, create_topics, settings
+
+    log_redaction.install()
 
     asyncio.run(create_topics())
 
