@@ -144,8 +144,10 @@ async def run_standalone() -> None:
     """Config view + publisher + bridges, no Faust worker: a process that only bridges."""
     import signal
 
+    from . import log_redaction
     from .settings import Settings
 
+    log_redaction.install()
     settings = Settings.from_env()
     await prepare_cluster(settings)
     publisher = Publisher(settings.kafka, ingest_topic=f"{settings.app_id}-ingest",

@@ -20,8 +20,10 @@ def _run_worker(*, bridges: bool = True, web: bool = True) -> None:
 
     token_file = Path(os.environ.get("CONVOY_STREAM_DATA_DIR", ".data")) / "admin-token"
     generated_now = not os.environ.get("CONVOY_STREAM_ADMIN_TOKEN") and not token_file.exists()
-    from . import pipeline  # noqa: F401  (registers the agent)
+    from . import log_redaction, pipeline  # noqa: F401  (pipeline registers the agent)
     from .app import app, create_topics, settings
+
+    log_redaction.install()
 
     layout = asyncio.run(create_topics())
 

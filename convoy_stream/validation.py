@@ -816,6 +816,13 @@ def _validate_project_config(raw: Mapping[str, Any]) -> dict[str, Any]:
         key: _positive(rate, key, "config.ratelimit", defaults["ratelimit"][key])
         for key in ("count", "duration")
     }
+    if config["ratelimit"] != defaults["ratelimit"]:
+        # Convoy's ratelimit paces deliveries to endpoints (its dispatcher; it never limits
+        # ingest), and convoy-stream sends nothing: a value that cannot be applied is refused
+        # rather than stored and ignored. Convoy's default is accepted, so clients that send
+        # it, or send back what a read shows, keep working.
+        raise ValidationError("ratelimit:config.ratelimit paces deliveries to endpoints, which convoy-stream "
+                              "does not send; only Convoy's default {\"count\": 1000, \"duration\": 60} is accepted")
 
     strategy = _opt_object(raw, "strategy", "config") or {}
     strategy_type = _str(strategy, "type", "config.strategy") or defaults["strategy"]["type"]

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.conftest import ADMIN_TOKEN
-from tests.support.workers import Worker, eventually
+from tests.support.workers import Worker, eventually, read_to_end
 
 RATE = 5
 
@@ -61,7 +61,7 @@ def wait_for_full_bucket() -> None:
     time.sleep(1.2)  # the bucket holds one second's worth of tokens
 
 
-def test_webhooks_and_rest_events_share_the_instance_rate_limit(setup: dict[str, Any]) -> None:
+def test_webhooks_and_rest_events_share_the_instance_rate_limit(setup: dict[str, Any], limited: Worker) -> None:
     http, source, outgoing = setup["http"], setup["source"], setup["outgoing"]
     wait_for_full_bucket()
     started = time.monotonic()
@@ -83,7 +83,13 @@ def test_webhooks_and_rest_events_share_the_instance_rate_limit(setup: dict[str,
         assert int(r.headers["Retry-After"]) >= 1
         assert r.headers["X-RateLimit-Limit"] == str(RATE) and r.headers["X-RateLimit-Remaining"] == "0"
     assert all("X-RateLimit-Remaining" in r.headers for r in accepted)
-    # a refused request stored nothing: it was answered before its body was read
+    # a refused request stored nothing: the ingest topic, read to its end once every answer is
+    # in, holds exactly the accepted requests (nothing is answered before it is durable)
+    projects = {setup["incoming"]["uid"], outgoing["uid"]}
+    stored = [r["data"]["i"] for r in read_to_end(limited.bootstrap, f"{limited.app_id}-ingest")
+              if r.get("project_id") in projects and isinstance(r.get("data"), dict) and "i" in r["data"]]
+    sent = [(i, r.status_code) for i, r in enumerate(answers)]
+    assert sorted(stored) == [i for i, status in sent if status in (200, 201)], sent
     wait_for_full_bucket()
     assert http.post(f"/ingest/{source['mask_id']}", json={"after": "wait"}).status_code == 200
 

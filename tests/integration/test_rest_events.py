@@ -183,3 +183,25 @@ def test_convoy_python_sdk_creates_events_that_become_deliveries(make_project, w
     assert delivery["endpoint_id"] == created["data"]["uid"]
     found, status = sdk.event.find(response["data"]["uid"], {})
     assert status == 200 and found["data"]["event_type"] == "sdk.test"
+
+
+def test_a_project_ratelimit_that_would_be_ignored_is_refused(make_project, worker) -> None:
+    """`config.ratelimit` paces deliveries in Convoy; convoy-stream sends none, so a value other
+    than Convoy's default is refused (400, Convoy's envelope), never stored and ignored. The
+    default, which Convoy's clients send and every read shows, round-trips."""
+    from tests.conftest import ADMIN_TOKEN
+
+    admin = httpx.Client(base_url=worker.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=15)
+    refused = admin.post("/api/v1/projects", json={"name": "paced", "type": "outgoing",
+                                                   "config": {"ratelimit": {"count": 10, "duration": 1}}})
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["status"] is False
+    assert "config.ratelimit paces deliveries to endpoints" in refused.json()["message"]
+
+    api = make_project()
+    shown = api.http.get(api.p("")).json()["data"]
+    assert shown["config"]["ratelimit"] == {"count": 1000, "duration": 60}
+    assert api.http.put(api.p(""), json={"name": shown["name"], "config": shown["config"]}).status_code == 202
+    changed = api.http.put(api.p(""), json={"name": shown["name"], "config": {**shown["config"], "ratelimit": {"count": 5}}})
+    assert changed.status_code == 400 and changed.json()["status"] is False
+    assert api.http.get(api.p("")).json()["data"]["config"]["ratelimit"] == {"count": 1000, "duration": 60}

@@ -27,6 +27,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -37,9 +38,10 @@ from hypothesis import strategies as st
 from convoy_stream.embedded_kafka import free_port
 from convoy_stream.web import routes
 from tests.conftest import ADMIN_TOKEN
-from tests.support.workers import Worker, eventually
+from tests.support.workers import Worker, eventually, read_to_end
 
 PROJECT = "/api/v1/projects/{projectID}"
+PUBLIC_URL = "https://hooks.example.test/convoy"  # the worker is behind a proxy that strips /convoy
 OPEN_ROUTES = {"/health", "/openapi.json", "/ingest/{maskID}"}
 
 
@@ -99,7 +101,9 @@ class Env:
 def env(kafka_broker: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     nobody = free_port()  # bridges connect here and are refused: errors in the log, no traffic leaves the host
     worker = Worker(kafka_broker.bootstrap, tmp_path_factory.mktemp("security-worker"), "cs-sec-" + secrets.token_hex(4),
-                    ADMIN_TOKEN, env={"PUBSUB_EMULATOR_HOST": f"127.0.0.1:{nobody}"}).start()
+                    ADMIN_TOKEN, env={"PUBSUB_EMULATOR_HOST": f"127.0.0.1:{nobody}",
+                                      "CONVOY_STREAM_LOG_LEVEL": "debug",  # the secret scan reads every line
+                                      "CONVOY_STREAM_PUBLIC_URL": PUBLIC_URL}).start()
     try:
         worker.wait_healthy()
         yield Env(worker, httpx.Client(timeout=20))
@@ -352,13 +356,24 @@ def test_secrets_never_appear_after_creation_in_answers_logs_or_topics(env: Env,
     env.call("GET", f"{base_out}/dead-letters", outgoing.key)
     env.call("GET", "/metrics", ADMIN_TOKEN)
     env.call("GET", "/openapi.json")
-    time.sleep(2)  # let the bridges fail to connect a few times, so their errors are in the log
+    # the bridges' connection errors (which name hosts and users) are in the log before it is scanned
+    log = env.worker.log_path
+    for name in ("sqs", "kafka", "amqp", "google"):
+        line = f"bridge {sources[name]['uid']} ({name}) connect failed"
+        eventually(lambda: line in log.read_text(errors="replace"), timeout=30)
+    # the deployment's cluster secret (worker-to-worker calls) lives in the config topic only
+    config = json.dumps(read_all(env.worker.bootstrap, f"{env.worker.app_id}-config"))
+    found = re.search(r'"internal_secret": "([^"]+)"', config)
+    assert found, "no cluster secret in the config topic"
+    s["cluster"] = found.group(1)
 
     # API keys: the secret part never appears (the public mask `CO.<mask>` may)
     s["project_key_secret"], s["outgoing_key_secret"] = s["project_key"].split(".")[-1], s["outgoing_key"].split(".")[-1]
     shown_as_ids = {"sqs_id"}  # an AWS access key id is an identifier: answers may show it, logs may not
     expect_absent("API answers", "\n".join(env.answers), {k: v for k, v in s.items() if k not in shown_as_ids})
-    expect_absent("the worker log", env.worker.log_path.read_text(errors="replace"), s)
+    text = log.read_text(errors="replace")
+    assert " DEBUG" in text or "[DEBUG]" in text, "the worker does not log at debug level"
+    expect_absent("the worker log", text, s)
     # events, deliveries and dead letters carry request headers: every credential is redacted there
     for topic in ("ingest", "deliveries", "dead-letters"):
         expect_absent(f"topic {topic}", json.dumps(read_all(env.worker.bootstrap, f"{env.worker.app_id}-{topic}")), s)
@@ -506,3 +521,64 @@ def test_truncated_and_abandoned_requests_leave_the_worker_healthy(env: Env, bad
     time.sleep(0.5)
     tail = env.worker.log_path.read_bytes()[log_start:].decode(errors="replace")
     assert "unhandled error" not in tail and "Traceback" not in tail, tail[-3000:]
+
+
+# -- signatures on the paths the provider tests do not take ------------------------------------------
+
+
+def test_twilio_behind_a_proxy_verifies_against_the_public_url(env: Env) -> None:
+    """Twilio signs the URL it called, the proxy's; the worker sees another host and path.
+    With `CONVOY_STREAM_PUBLIC_URL` set the signature checks out, and one computed for the
+    URL the worker itself sees, or for another query, is refused."""
+    from twilio.request_validator import RequestValidator
+
+    tenant = env.project("incoming")
+    token = marker("twilio")
+    source = env.create(tenant, "sources", {"name": "twilio", "type": "http", "provider": "twilio",
+                                            "verifier": {"type": "hmac", "hmac": {"secret": token}}})
+    public = f"{PUBLIC_URL}/ingest/{source['mask_id']}"
+    assert source["url"] == public  # what the user gives Twilio
+    form = {"From": "+15550100", "Body": f"hello {secrets.token_hex(4)}", "MessageSid": "SM" + secrets.token_hex(16)}
+    body = urlencode(form).encode()
+    validator = RequestValidator(token)
+
+    def send(signed_url: str, query: str = "?tenant=1") -> httpx.Response:
+        return env.call("POST", f"/ingest/{source['mask_id']}{query}", record=False, content=body, headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Twilio-Signature": validator.compute_signature(signed_url, form)})
+
+    assert send(f"{env.url}/ingest/{source['mask_id']}?tenant=1").status_code == 400  # the URL behind the proxy
+    assert send(f"{public}?tenant=2").status_code == 400  # another query than the one called
+    assert send(f"{public}?tenant=1").status_code == 200
+    assert ingested(env, tenant) == [form]
+
+
+def test_a_signature_over_the_form_body_as_json_is_accepted_and_nothing_else(env: Env) -> None:
+    """Convoy's compatibility fallback: a form body whose signature does not match its raw
+    bytes is verified once more against the JSON the event stores (`{field: first value}`,
+    keys sorted). A signature over that JSON is accepted; the same signature on a form
+    whose fields differ, or a signature over anything else, is refused and stores nothing."""
+    tenant = env.project("incoming")
+    secret = marker("form")
+    source = env.create(tenant, "sources", {"name": "form", "type": "http", "verifier": {"type": "hmac", "hmac": {
+        "header": "X-Sig", "hash": "SHA256", "secret": secret, "encoding": "hex"}}})
+    tag = secrets.token_hex(4)
+    form = f"tag={tag}&amount=42&currency=EUR".encode()
+    as_json = json.dumps({"amount": "42", "currency": "EUR", "tag": tag}, separators=(",", ":")).encode()
+
+    def send(body: bytes, signature: str) -> httpx.Response:
+        return env.call("POST", f"/ingest/{source['mask_id']}", record=False, content=body,
+                        headers={"Content-Type": "application/x-www-form-urlencoded", "X-Sig": signature})
+
+    forged = f"tag={tag}&amount=4200&currency=EUR".encode()
+    assert send(forged, sign(secret, as_json)).status_code == 400  # the JSON signed is not this form's
+    assert send(form, sign(secret, as_json.replace(b"42", b"43"))).status_code == 400
+    assert send(form, sign("another secret", as_json)).status_code == 400
+    assert send(form, sign(secret, as_json)).status_code == 200
+    assert ingested(env, tenant) == [{"amount": "42", "currency": "EUR", "tag": tag}]
+
+
+def ingested(env: Env, tenant: Tenant) -> list[Any]:
+    """The data of every event of `tenant` in the ingest topic (all answers are in: all durable)."""
+    return [r["data"] for r in read_to_end(env.worker.bootstrap, f"{env.worker.app_id}-ingest")
+            if r.get("project_id") == tenant.uid]

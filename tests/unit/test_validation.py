@@ -355,14 +355,18 @@ def test_project_defaults():
 
 def test_project_config_values():
     config = {"max_payload_read_size": 50, "retention_policy": {"policy": "72h30m"},
-              "strategy": {"type": "exponential", "retry_count": 0}, "ratelimit": {"count": 10},
+              "strategy": {"type": "exponential", "retry_count": 0}, "ratelimit": {"count": 1000},
               "signature": {"header": "X-Sig", "versions": [{"hash": "sha512", "encoding": "base64"}]}}
     out = validate_project({"name": "p", "type": "outgoing", "config": config})["config"]
     assert out["max_payload_read_size"] == 50
     assert out["retention_policy"] == {"policy": "72h30m"}
     assert out["strategy"] == {"type": "exponential", "duration": 100, "retry_count": 0}
-    assert out["ratelimit"] == {"count": 10, "duration": 60}
+    assert out["ratelimit"] == {"count": 1000, "duration": 60}
     assert out["signature"] == {"header": "X-Sig", "versions": [{"hash": "SHA512", "encoding": "base64"}]}
+    # ratelimit paces deliveries (a dispatcher's job): only Convoy's default is accepted, not ignored
+    for rate in ({"count": 10}, {"duration": 1}, {"count": 5000, "duration": 60}):
+        assert message_of(validate_project, {"name": "p", "type": "outgoing", "config": {"ratelimit": rate}}).startswith(
+            "ratelimit:config.ratelimit paces deliveries to endpoints")
     alias = validate_project({"name": "p", "type": "outgoing", "config": {"retention_policy": {
         "retention_policy": "24h"}}})
     assert alias["config"]["retention_policy"] == {"policy": "24h"}
