@@ -68,9 +68,10 @@ async def _try(kafka: KafkaConnection, host: str, port: int, timeout: float) -> 
         conn = await asyncio.wait_for(
             create_conn(host, port, client_id="convoy-stream-preflight", request_timeout_ms=int(timeout * 1000),
                         **options), timeout)
-    except (SaslAuthenticationFailed, AuthenticationFailedError) as exc:
-        return "auth", (f"authentication failed for user {kafka.sasl_username or '(IAM)'} with "
-                        f"{kafka.sasl_mechanism} at {where}: {_first_line(exc) or 'wrong user name or password'}")
+    except (SaslAuthenticationFailed, AuthenticationFailedError):
+        return "auth", (f"authentication failed for user {kafka.sasl_username or '(AWS IAM)'} with "
+                        f"{kafka.sasl_mechanism} at {where}: wrong user name or password (KAFKA_SASL_USERNAME, "
+                        "KAFKA_SASL_PASSWORD), or the user does not exist for this mechanism")
     except UnsupportedSaslMechanismError as exc:
         return "auth", f"{where} refuses KAFKA_SASL_MECHANISM={kafka.sasl_mechanism}: {_first_line(exc)}"
     except ssl.SSLCertVerificationError as exc:
@@ -87,15 +88,15 @@ async def _try(kafka: KafkaConnection, host: str, port: int, timeout: float) -> 
         return "tls", f"TLS handshake with {where} failed: {reason}"
     except (ConnectionRefusedError, socket.gaierror, asyncio.TimeoutError) as exc:
         return "unreachable", _unreachable(exc, timeout)
-    except (KafkaError, OSError, EOFError) as exc:
-        if kafka.uses_tls and isinstance(exc, (ConnectionResetError, EOFError)):
-            # TLS 1.3 reports a refused client certificate after the handshake, as a reset.
+    except (KafkaError, ConnectionResetError, BrokenPipeError, EOFError):
+        if kafka.uses_tls:
+            # TLS 1.3 reports a refused client certificate after the handshake, as a closed connection.
             return "tls", (f"{where} closed the TLS connection: does it require a client certificate "
-                           "(KAFKA_SSL_CERT_FILE, KAFKA_SSL_KEY_FILE) or another CA?")
-        if not kafka.uses_tls:
-            return "protocol", (f"{where} closed the connection without a Kafka answer: is it a TLS or SASL listener "
-                                f"(KAFKA_SECURITY_PROTOCOL={kafka.security_protocol})?")
-        return "unreachable", _first_line(exc) or type(exc).__name__
+                           "(KAFKA_SSL_CERT_FILE, KAFKA_SSL_KEY_FILE), or is it not a TLS listener?")
+        return "protocol", (f"{where} closed the connection without a Kafka answer: is it a TLS or SASL listener "
+                            f"(KAFKA_SECURITY_PROTOCOL={kafka.security_protocol})?")
+    except OSError as exc:  # no route to host, network unreachable, ...
+        return "unreachable", exc.strerror or type(exc).__name__
     conn.close()
     return None
 
