@@ -119,13 +119,14 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("bridge", help=cmd_bridge.__doc__).set_defaults(func=cmd_bridge)
     sub.add_parser("kafka", help=cmd_kafka.__doc__).set_defaults(func=cmd_kafka)
     args = parser.parse_args(argv)
+    from .embedded_kafka import KafkaStartError
     from .kafka_connection import SettingError
     from .kafka_preflight import ClusterUnusable
     from .topic_layout import TopicMismatch
 
     try:
         args.func(args)
-    except (SettingError, ClusterUnusable, TopicMismatch) as exc:
+    except (SettingError, ClusterUnusable, TopicMismatch, KafkaStartError) as exc:
         # A setting or cluster the worker cannot run with: one line that says what to do.
         sys.exit(f"convoy-stream: {exc}")
 
