@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaProducer
 
 from convoy_stream.embedded_kafka import free_port
 from convoy_stream.kafka_connection import KafkaConnection
-from tests.support.secure_kafka import USER, SecureKafka, secure_kafka
+from tests.support.secure_kafka import ELSEWHERE_HOST, USER, SecureKafka, secure_kafka
 from tests.support.workers import Worker, eventually, read_topic
 
 pytestmark = pytest.mark.integration
@@ -149,6 +149,12 @@ def test_unreachable_cluster_stops_the_worker_with_one_line(tmp_path) -> None:
     port = free_port()
     assert_one_line(*start_failure({"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}"}, tmp_path),
                     f"no Kafka broker reachable at 127.0.0.1:{port}")
+
+
+def test_brokers_advertised_at_an_unreachable_address_stop_the_worker_with_one_line(secure, tmp_path) -> None:
+    env = {"KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{secure.elsewhere_port}"}
+    assert_one_line(*start_failure(env, tmp_path), f"advertises broker {ELSEWHERE_HOST}:{secure.elsewhere_port}",
+                    "host name not resolved", "advertised.listeners")
 
 
 @pytest.mark.parametrize("env, expected", [

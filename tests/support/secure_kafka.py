@@ -3,7 +3,9 @@
 One broker, three client listeners:
 - PLAINTEXT (`kafka.bootstrap`): readiness checks and test set-up only;
 - SASL_SSL with SCRAM-SHA-512 (`sasl_ssl`): user `alice`, created when storage is formatted;
-- SSL with required client certificates (`mutual_tls`): mutual TLS, as Aiven uses.
+- SSL with required client certificates (`mutual_tls`): mutual TLS, as Aiven uses;
+- ELSEWHERE (`elsewhere`): plaintext, but advertised under a host name that does not resolve,
+  as a broker in a container advertises its container name.
 Certificates come from `tests.support.tls` (made at test time); the broker's names
 `localhost` and `127.0.0.1`, and clients verify host names.
 """
@@ -30,6 +32,7 @@ class SecureKafka:
     pki: Pki
     sasl_port: int
     tls_port: int
+    elsewhere_port: int
 
     def sasl_ssl(self, password: str = PASSWORD, ca: Path | None = None) -> KafkaConnection:
         return KafkaConnection(bootstrap=f"{HOST}:{self.sasl_port}", security_protocol="SASL_SSL",
@@ -43,12 +46,18 @@ class SecureKafka:
                                ssl_key_file=str(self.pki.client_key) if client_cert else "")
 
 
-def _properties(pki: Pki, port: int, controller: int, sasl: int, tls: int) -> dict[str, str]:
+#: Where the ELSEWHERE listener says it is: a name that never resolves (RFC 6761 `.invalid`).
+ELSEWHERE_HOST = "kafka-1.convoy-stream.invalid"
+
+
+def _properties(pki: Pki, port: int, controller: int, sasl: int, tls: int, elsewhere: int) -> dict[str, str]:
     return {
         "listeners": (f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller},"
-                      f"SASL_SSL://{HOST}:{sasl},SSL://{HOST}:{tls}"),
-        "advertised.listeners": f"PLAINTEXT://{HOST}:{port},SASL_SSL://{HOST}:{sasl},SSL://{HOST}:{tls}",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL",
+                      f"SASL_SSL://{HOST}:{sasl},SSL://{HOST}:{tls},ELSEWHERE://{HOST}:{elsewhere}"),
+        "advertised.listeners": (f"PLAINTEXT://{HOST}:{port},SASL_SSL://{HOST}:{sasl},SSL://{HOST}:{tls},"
+                                 f"ELSEWHERE://{ELSEWHERE_HOST}:{elsewhere}"),
+        "listener.security.protocol.map": ("PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL,"
+                                           "ELSEWHERE:PLAINTEXT"),
         "sasl.enabled.mechanisms": "SCRAM-SHA-512",
         "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config":
             "org.apache.kafka.common.security.scram.ScramLoginModule required;",
@@ -81,9 +90,9 @@ def _format_with_scram_user(kafka: EmbeddedKafka) -> None:
 def secure_kafka(directory: Path) -> Iterator[SecureKafka]:
     """Start the broker (a generator for a fixture); stopped when the generator closes."""
     pki = make_pki(directory / "pki")
-    port, controller, sasl, tls = (free_port() for _ in range(4))
+    port, controller, sasl, tls, elsewhere = (free_port() for _ in range(5))
     kafka = EmbeddedKafka(port, directory / "kafka", controller_port=controller,
-                          extra_properties=_properties(pki, port, controller, sasl, tls))
+                          extra_properties=_properties(pki, port, controller, sasl, tls, elsewhere))
     try:
         _format_with_scram_user(kafka)
         kafka.start(timeout=120)
@@ -91,6 +100,6 @@ def secure_kafka(directory: Path) -> Iterator[SecureKafka]:
         kafka.stop()
         pytest.fail(f"secure Kafka did not start: {exc}", pytrace=False)
     try:
-        yield SecureKafka(kafka, pki, sasl, tls)
+        yield SecureKafka(kafka, pki, sasl, tls, elsewhere)
     finally:
         kafka.stop()
