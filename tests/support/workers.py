@@ -23,6 +23,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from convoy_stream.embedded_kafka import free_port
+from convoy_stream.kafka_connection import KafkaConnection, client_options
 
 
 @dataclass
@@ -33,6 +34,8 @@ class Worker:
     admin_token: str
     port: int = field(default_factory=free_port)
     env: dict[str, str] = field(default_factory=dict)
+    #: The app's cluster with TLS/SASL settings; `bootstrap` alone means plaintext.
+    kafka: KafkaConnection | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -55,6 +58,7 @@ class Worker:
             "CONVOY_STREAM_LOG_LEVEL": "info",
             # Brokers, SQS and endpoints of the tests run on this machine (`netpolicy.py`).
             "CONVOY_STREAM_ALLOW_PRIVATE_NETWORKS": "true",
+            **(self.kafka.to_env() if self.kafka else {}),
             **self.env,
         }
         log = open(self.log_path, "ab")
@@ -110,11 +114,14 @@ def eventually(check: Callable[[], Any], timeout: float = 20, interval: float = 
     pytest.fail(f"condition not met within {timeout}s; last value: {last!r}")
 
 
-def read_topic(bootstrap: str, topic: str, *, until: Callable[[list[dict[str, Any]]], bool], timeout: float = 20) -> list[dict[str, Any]]:
-    """Every JSON record of `topic` from the beginning, once `until(records)` holds."""
+def read_topic(bootstrap: str | KafkaConnection, topic: str, *, until: Callable[[list[dict[str, Any]]], bool], timeout: float = 20) -> list[dict[str, Any]]:
+    """Every JSON record of `topic` from the beginning, once `until(records)` holds.
+
+    `bootstrap` is a plaintext bootstrap string or the app's connection settings (TLS, SASL).
+    """
 
     async def consume() -> list[dict[str, Any]]:
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+        consumer = AIOKafkaConsumer(topic, **client_options(bootstrap), auto_offset_reset="earliest",
                                     enable_auto_commit=False, group_id=None)
         await consumer.start()
         records: list[dict[str, Any]] = []
@@ -139,7 +146,7 @@ def read_topic(bootstrap: str, topic: str, *, until: Callable[[list[dict[str, An
     return records
 
 
-def read_to_end(bootstrap: str, topic: str, timeout: float = 30) -> list[dict[str, Any]]:
+def read_to_end(bootstrap: str | KafkaConnection, topic: str, timeout: float = 30) -> list[dict[str, Any]]:
     """Every JSON record of `topic` up to its end offsets as they are when called.
 
     For "X was never written" checks: a record that was written before the call is read,
@@ -149,7 +156,7 @@ def read_to_end(bootstrap: str, topic: str, timeout: float = 30) -> list[dict[st
     from aiokafka import TopicPartition
 
     async def consume() -> list[dict[str, Any]]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+        consumer = AIOKafkaConsumer(**client_options(bootstrap), enable_auto_commit=False, group_id=None)
         await consumer.start()
         try:
             partitions = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or ())]
@@ -183,7 +190,7 @@ def read_to_end(bootstrap: str, topic: str, timeout: float = 30) -> list[dict[st
     return asyncio.run(consume())
 
 
-def all_committed(bootstrap: str, app_id: str, topic: str, timeout: float = 30, partitions: int = 8) -> None:
+def all_committed(bootstrap: str | KafkaConnection, app_id: str, topic: str, timeout: float = 30, partitions: int = 8) -> None:
     """Wait until the worker group has committed every record of `<app_id>-<topic>`.
 
     The agents commit only what they wrote (`agent_commits.py`): a record left uncommitted
@@ -195,7 +202,7 @@ def all_committed(bootstrap: str, app_id: str, topic: str, timeout: float = 30, 
 
     async def lag() -> dict[int, int]:
         committed = await committed_offsets(bootstrap, app_id, topic)
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+        consumer = AIOKafkaConsumer(**client_options(bootstrap))
         await consumer.start()
         try:
             ends = await consumer.end_offsets([TopicPartition(name, p) for p in range(partitions)])
@@ -212,11 +219,11 @@ def all_committed(bootstrap: str, app_id: str, topic: str, timeout: float = 30, 
     assert not left, f"records of {name} never committed, per partition: {left}"
 
 
-async def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+async def committed_offsets(bootstrap: str | KafkaConnection, group: str, topic: str) -> dict[int, int]:
     """The consumer group `group`'s committed offset per partition of `<group>-<topic>`."""
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(bootstrap))
     await admin.start()
     try:
         committed = await admin.list_consumer_group_offsets(group)
