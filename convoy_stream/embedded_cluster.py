@@ -88,6 +88,7 @@ class EmbeddedKafkaCluster:
         heap: str = "256m",
         version: str | None = None,
         extra_properties: Mapping[str, str] | None = None,
+        fast_start: bool = False,
     ) -> None:
         if nodes < 1:
             raise ValueError("a cluster needs at least one node")
@@ -120,6 +121,7 @@ class EmbeddedKafkaCluster:
                 internal_port=stable_port(taken),
                 scram_users=self.scram_users,
                 extra_properties=props,
+                fast_start=fast_start,
             )
             for i in range(1, nodes + 1)
         }
