@@ -219,11 +219,11 @@ async def create_topics() -> Layout:
     """
     await check_cluster(settings.kafka)
     with quiet_aiokafka():
-        layout = resolve_layout(settings.replication_factor, settings.min_insync_replicas,
-                                await broker_count(settings.kafka))
+        brokers = await broker_count(settings.kafka)
+        layout = resolve_layout(settings.replication_factor, settings.min_insync_replicas, brokers)
         # Anything Faust would still create gets the same replication.
         app.conf.topic_replication_factor = layout.replication_factor
-        await ensure_layout(settings.kafka, topic_specs(), layout)
+        await ensure_layout(settings.kafka, topic_specs(), layout, brokers=brokers)
         names = [ingest_topic.get_topic_name(), dead_letter_topic.get_topic_name()]
         await anchor_group(settings.kafka, settings.app_id, anchor_records(*names), settings.partitions)
     return layout

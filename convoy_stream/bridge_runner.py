@@ -131,13 +131,13 @@ async def prepare_cluster(settings: Any) -> None:
 
     await check_cluster(settings.kafka)
     with quiet_aiokafka():
-        layout = resolve_layout(settings.replication_factor, settings.min_insync_replicas,
-                                await broker_count(settings.kafka))
+        brokers = await broker_count(settings.kafka)
+        layout = resolve_layout(settings.replication_factor, settings.min_insync_replicas, brokers)
         await ensure_layout(settings.kafka, [
             TopicSpec(f"{settings.app_id}-ingest", settings.partitions),
             TopicSpec(f"{settings.app_id}-dead-letters", settings.partitions),
             TopicSpec(f"{settings.app_id}-config", 1, compacted=True),
-        ], layout)
+        ], layout, brokers=brokers)
 
 
 async def run_standalone() -> None:

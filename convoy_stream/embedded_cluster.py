@@ -25,6 +25,7 @@ are never auto-created, as on hosted clusters.
 from __future__ import annotations
 
 import contextlib
+import random
 import signal
 import struct
 import time
@@ -38,19 +39,43 @@ from .embedded_kafka import (
     EmbeddedKafka,
     KafkaStartError,
     PartitionState,
-    free_port,
+    _port_in_use,
     read_metadata,
 )
 
-__all__ = ["EmbeddedKafkaCluster"]
+__all__ = ["EmbeddedKafkaCluster", "stable_port"]
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def stable_port(taken: set[int]) -> int:
+    """A free port below the kernel's ephemeral range, and not in ``taken``.
+
+    A node's ports must stay free while it is down: its peers and clients keep connecting to
+    them, and a connect to a free port *inside* the ephemeral range can be given that very
+    port as its own source port (a TCP self-connect), which then holds the port and the node
+    cannot start again. Below the range, the kernel never hands it out as a source port."""
+    high = min(_ephemeral_low(), 65536) - 1
+    low = max(1024, min(20000, high - 4000))
+    for _ in range(1000):
+        port = random.randint(low, high)
+        if port not in taken and not _port_in_use(port):
+            taken.add(port)
+            return port
+    raise KafkaStartError(f"no free port between {low} and {high}")
 
 
 class EmbeddedKafkaCluster:
     """``nodes`` Kafka nodes (ids 1..n) as child processes, each in ``data_dir/node-<id>``.
 
-    Ports: client ports are ``base_port + i`` when ``base_port`` is given, else free ports;
-    internal and controller ports are free ports. All are fixed for the object's life, so a
-    killed node restarts where clients and the quorum expect it.
+    Ports: client ports are ``base_port + i - 1`` when ``base_port`` is given; every other
+    port is a free one below the ephemeral range (``stable_port``). All are fixed for the
+    object's life, so a killed node restarts where clients and the quorum expect it.
     """
 
     def __init__(
@@ -63,12 +88,16 @@ class EmbeddedKafkaCluster:
         heap: str = "256m",
         version: str | None = None,
         extra_properties: Mapping[str, str] | None = None,
+        fast_start: bool = False,
     ) -> None:
         if nodes < 1:
             raise ValueError("a cluster needs at least one node")
         self.data_dir = Path(data_dir).resolve()
         self.scram_users = dict(scram_users or {})
-        controller_ports = {i: free_port() for i in range(1, nodes + 1)}
+        taken: set[int] = set()
+        if base_port:
+            taken.update(range(base_port, base_port + nodes))
+        controller_ports = {i: stable_port(taken) for i in range(1, nodes + 1)}
         voters = ",".join(f"{i}@{HOST}:{p}" for i, p in controller_ports.items())
         replication = min(3, nodes)
         props = {
@@ -82,16 +111,17 @@ class EmbeddedKafkaCluster:
         }
         self.nodes: dict[int, EmbeddedKafka] = {
             i: EmbeddedKafka(
-                base_port + i - 1 if base_port else free_port(),
+                base_port + i - 1 if base_port else stable_port(taken),
                 self.data_dir / f"node-{i}",
                 controller_port=controller_ports[i],
                 heap=heap,
                 version=version,
                 node_id=i,
                 quorum_voters=voters,
-                internal_port=free_port(),
+                internal_port=stable_port(taken),
                 scram_users=self.scram_users,
                 extra_properties=props,
+                fast_start=fast_start,
             )
             for i in range(1, nodes + 1)
         }

@@ -57,9 +57,8 @@ def resolve_layout(replication_factor: int, min_insync_replicas: int, brokers: i
     if min_insync_replicas < 0:
         raise SettingError(f"CONVOY_STREAM_MIN_INSYNC_REPLICAS={min_insync_replicas} must be at least 1")
     rf = replication_factor or max(1, min(3, brokers))
-    if rf > brokers:
-        raise SettingError(f"CONVOY_STREAM_REPLICATION_FACTOR={rf} but the cluster reports {brokers} broker(s): "
-                           f"add brokers or lower it")
+    # More replicas than live brokers is refused only when a topic must be created
+    # (ensure_layout): a worker restarted while one broker is down uses its topics as they are.
     isr = min_insync_replicas or max(1, rf - 1)
     if isr > rf:
         raise SettingError(f"CONVOY_STREAM_MIN_INSYNC_REPLICAS={isr} is more than the replication factor {rf}: "
@@ -107,10 +106,12 @@ async def broker_count(kafka: str | KafkaConnection) -> int:
 
 
 async def ensure_layout(kafka: str | KafkaConnection, specs: list[TopicSpec], layout: Layout,
-                        timeout: float = 30) -> None:
+                        timeout: float = 30, *, brokers: int | None = None) -> None:
     """Check the topics that exist, create the missing ones, wait until all have leaders.
 
-    Raises `TopicMismatch` for the first existing topic that differs from the layout.
+    Raises `TopicMismatch` for the first existing topic that differs from the layout, and
+    `SettingError` when a topic is missing and the cluster reports fewer live ``brokers``
+    than the replication factor (it could not be created).
     """
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
@@ -125,6 +126,9 @@ async def ensure_layout(kafka: str | KafkaConnection, specs: list[TopicSpec], la
                 if problem:
                     raise TopicMismatch(problem)
         missing = [spec for spec in specs if spec.name not in existing]
+        if missing and brokers is not None and layout.replication_factor > brokers:
+            raise SettingError(f"CONVOY_STREAM_REPLICATION_FACTOR={layout.replication_factor} but the cluster "
+                               f"reports {brokers} broker(s): add brokers or lower it")
         for spec in missing:
             try:
                 await admin.create_topics([NewTopic(spec.name, spec.partitions, layout.replication_factor,

@@ -39,16 +39,23 @@ def events_by_dedup_key(events: Mapping[str, Any], idempotency: Mapping[str, Any
     return [event_view(r) for r in _rows_by_ids(events, project_id, idempotency.get(dedup_key) or [])]
 
 
-def _broker_rows(events: Mapping[str, Any], broker_ids: Mapping[str, Any], project_id: str, broker_message_id: str) -> list[dict[str, Any]]:
-    return _rows_by_ids(events, project_id, broker_ids.get(scoped(project_id, broker_message_id)) or [])
+def _broker_rows(events: Mapping[str, Any], broker_ids: Mapping[str, Any], project_id: str, broker_message_id: str,
+                 owned: Callable[[str], bool] | None) -> list[dict[str, Any]]:
+    """Rows of the events indexed under a broker message id. Every worker is asked (the
+    events may be in any partition) and each holds standby copies of others' partitions:
+    ``owned`` keeps the rows of its active partitions only, so no event is listed twice."""
+    rows = _rows_by_ids(events, project_id, broker_ids.get(scoped(project_id, broker_message_id)) or [])
+    return rows if owned is None else [r for r in rows if owned(scoped(project_id, r["uid"]))]
 
 
-def events_by_broker_id(events: Mapping[str, Any], broker_ids: Mapping[str, Any], project_id: str, broker_message_id: str) -> list[dict[str, Any]]:
-    return [event_view(r) for r in _broker_rows(events, broker_ids, project_id, broker_message_id)]
+def events_by_broker_id(events: Mapping[str, Any], broker_ids: Mapping[str, Any], project_id: str, broker_message_id: str,
+                        owned: Callable[[str], bool] | None = None) -> list[dict[str, Any]]:
+    return [event_view(r) for r in _broker_rows(events, broker_ids, project_id, broker_message_id, owned)]
 
 
-def deliveries_by_broker_id(events: Mapping[str, Any], broker_ids: Mapping[str, Any], project_id: str, broker_message_id: str) -> list[dict[str, Any]]:
-    rows = _broker_rows(events, broker_ids, project_id, broker_message_id)
+def deliveries_by_broker_id(events: Mapping[str, Any], broker_ids: Mapping[str, Any], project_id: str, broker_message_id: str,
+                            owned: Callable[[str], bool] | None = None) -> list[dict[str, Any]]:
+    rows = _broker_rows(events, broker_ids, project_id, broker_message_id, owned)
     return sorted((d for r in rows for d in delivery_views(r)), key=lambda d: d["uid"], reverse=True)
 
 

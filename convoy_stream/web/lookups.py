@@ -63,9 +63,11 @@ def _local(request: web.Request, name: str, project_id: str, key: str) -> Any:
     local: dict[str, Callable[[], Any]] = {
         "event": lambda: queries.event(t.events, project_id, key),
         "events_by_dedup": lambda: queries.events_by_dedup_key(t.events, t.idempotency, project_id, key),
-        "events_by_broker_id": lambda: queries.events_by_broker_id(t.events, t.broker_ids, project_id, key),
+        "events_by_broker_id": lambda: queries.events_by_broker_id(t.events, t.broker_ids, project_id, key,
+                                                                   _active_keys(request)),
         "deliveries_of_event": lambda: queries.deliveries_of_event(t.events, project_id, key),
-        "deliveries_by_broker_id": lambda: queries.deliveries_by_broker_id(t.events, t.broker_ids, project_id, key),
+        "deliveries_by_broker_id": lambda: queries.deliveries_by_broker_id(t.events, t.broker_ids, project_id, key,
+                                                                           _active_keys(request)),
         "deliveries_by_dedup": lambda: queries.deliveries_by_dedup_key(t.events, t.idempotency, project_id, key),
         "delivery": lambda: queries.delivery(t.events, project_id, key),
         "list_events": list_events,

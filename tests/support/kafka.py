@@ -104,7 +104,8 @@ def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded
     import secrets
 
     cluster = EmbeddedKafkaCluster(3, tmp_path_factory.mktemp("kafka-cluster"),
-                                   scram_users={CLUSTER_USER: secrets.token_urlsafe(12)})
+                                   scram_users={CLUSTER_USER: secrets.token_urlsafe(12)},
+                                   fast_start=True)
     try:
         cluster.start(timeout=180)
     except KafkaStartError as exc:
