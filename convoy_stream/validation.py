@@ -36,6 +36,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from convoy_stream.durations import parse_go_duration
 from convoy_stream.filters import FilterError, validate_filter
 from convoy_stream.limits import (MAX_JSON_DEPTH, MAX_PAYLOAD_READ_SIZE, JsonTooDeep, header_map_problem, is_header_value,
                                   is_token, is_uri_text)
@@ -240,20 +241,14 @@ def _is_http_url(value: str) -> bool:
 
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-_GO_DURATION = re.compile(r"(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|µs|μs|ms|s|m|h))+")
-_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def _go_duration_seconds(text: str) -> float | None:
-    """Seconds in a Go ``time.ParseDuration`` string such as ``168h`` or ``1h30m``."""
-    if text == "0":
-        return 0.0
-    if not _GO_DURATION.fullmatch(text):
+    """Seconds in a Go ``time.ParseDuration`` string (``durations``, which retention also uses)."""
+    try:
+        return parse_go_duration(text)
+    except ValueError:
         return None
-    total = 0.0
-    for number, unit in re.findall(r"([0-9]*\.?[0-9]*)(ns|us|µs|μs|ms|s|m|h)", text):
-        total += float(number) * _GO_UNITS[unit]
-    return total
 
 
 def _location_error(exc: LocationError) -> ValidationError:
@@ -637,7 +632,7 @@ def validate_endpoint(body: Any, *, update: bool = False) -> dict[str, Any]:
     if email and not _EMAIL.fullmatch(email):
         errors.add("support_email", "please provide a valid email")
     errors.raise_if_any()
-    if not _is_http_url(url.strip()):
+    if not _is_http_url(url):
         raise ValidationError("url:please provide a valid http or https url")
 
     result: dict[str, Any] = {"name": name.strip(), "url": url.strip()}
@@ -968,7 +963,7 @@ def validate_event(kind: str, body: Any) -> dict[str, Any]:
     elif kind == "fanout":
         result["owner_id"] = strings["owner_id"]
     elif kind == "dynamic":
-        if not _is_http_url(strings["url"].strip()):
+        if not _is_http_url(strings["url"]):
             raise ValidationError("url:please provide a valid http or https url")
         result["url"] = strings["url"].strip()
         result["secret"] = strings["secret"] or None
