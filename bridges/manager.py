@@ -36,6 +36,8 @@ from .base import (
     run_consumer,
     source_secrets,
 )
+from convoy_stream.limits import DEFAULT_MAX_BRIDGE_WORKERS, DEFAULT_MAX_SOURCE_WORKERS
+
 from .registry import BROKERS, broker_of, consumer_for
 
 log = logging.getLogger(__name__)
@@ -134,8 +136,8 @@ class BridgeManager:
         stop_timeout: float = 10.0,
         consumer_factory: ConsumerFactory = consumer_for,
         on_reconnect: Callable[[str], None] | None = None,
-        max_source_workers: int = 16,
-        max_total_workers: int = 64,
+        max_source_workers: int = DEFAULT_MAX_SOURCE_WORKERS,
+        max_total_workers: int = DEFAULT_MAX_BRIDGE_WORKERS,
     ) -> None:
         self.handle = handle
         self.dead_letter = dead_letter

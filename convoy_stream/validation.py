@@ -38,8 +38,8 @@ from typing import Any
 
 from convoy_stream.durations import parse_go_duration
 from convoy_stream.filters import FilterError, validate_filter
-from convoy_stream.limits import (MAX_JSON_DEPTH, MAX_PAYLOAD_READ_SIZE, JsonTooDeep, header_map_problem, is_header_value,
-                                  is_token, is_uri_text)
+from convoy_stream.limits import (DEFAULT_MAX_SOURCE_WORKERS, MAX_JSON_DEPTH, MAX_PAYLOAD_READ_SIZE, JsonTooDeep,
+                                  header_map_problem, is_header_value, is_token, is_uri_text)
 from convoy_stream.webhook_payload import (
     LocationError,
     loads_json,
@@ -83,8 +83,7 @@ EVENT_KINDS = ("single", "fanout", "broadcast", "dynamic")
 MESSAGE_TYPES = ("single", "fanout", "broadcast")
 MESSAGE_TYPE_HEADER = "x-convoy-message-type"
 MAX_CUSTOM_RESPONSE_SIZE = 51200
-#: Default of `Settings.max_source_workers`, for callers without settings.
-MAX_SOURCE_WORKERS = 16
+MAX_SOURCE_WORKERS = DEFAULT_MAX_SOURCE_WORKERS  # `Settings.max_source_workers` is the instance's
 
 # govalidator's text for a `valid:"required"` tag without a custom message.
 REQUIRED = "non zero value required"
@@ -476,8 +475,8 @@ def validate_pub_sub(body: Any, *, max_workers: int = MAX_SOURCE_WORKERS) -> dic
 
     Returns ``{type, workers, <type>: {...}}`` with only the selected broker's block.
     ``workers`` defaults to 1 and must be between 1 and ``max_workers`` (the instance's
-    ``CONVOY_STREAM_MAX_SOURCE_WORKERS``: each worker holds broker connections). Kafka ``auth.hash`` defaults to
-    ``SHA512`` for SCRAM (Convoy's runtime default); AMQP ``schema`` defaults to
+    ``CONVOY_STREAM_MAX_SOURCE_WORKERS``: each worker holds broker connections). Kafka
+    ``auth.hash`` defaults to ``SHA512`` for SCRAM (Convoy's runtime default); AMQP ``schema`` defaults to
     ``amqp``, ``vhost`` to ``""`` (the default vhost) and ``port`` is stored as a string.
     The Google ``service_account`` stays base64 as sent, after checking it decodes to a
     JSON object (a key file).
@@ -792,7 +791,8 @@ def _validate_project_config(raw: Mapping[str, Any]) -> dict[str, Any]:
     if size is not None and size < 0:
         raise ValidationError("max_payload_read_size:please provide a valid max payload read size")
     if size is not None and size > MAX_PAYLOAD_READ_SIZE:
-        raise ValidationError(f"max_payload_read_size:must be at most {MAX_PAYLOAD_READ_SIZE} bytes (what an event can store)")
+        raise ValidationError(f"max_payload_read_size:must be at most {MAX_PAYLOAD_READ_SIZE} bytes "
+                              "(what an event can store)")
     config["max_payload_read_size"] = size or defaults["max_payload_read_size"]
     for flag in ("replay_attacks_prevention_enabled", "retention_policy_enabled", "disable_endpoint"):
         config[flag] = bool(_opt_bool(raw, flag, "config"))
@@ -885,8 +885,10 @@ def decode_json_body(raw: bytes, *, expect_object: bool = True) -> Any:
       ``body contains incorrect JSON type (at character N)``
 
     Trailing data after the value is a syntax error (Go's ``Unmarshal`` rule).
-    ``NaN``/``Infinity`` are rejected, and so is nesting deeper than ``MAX_JSON_DEPTH``. Invalid UTF-8 and lone ``\\uD800`` escapes inside
-    strings become U+FFFD, as in Go, so the result is always re-encodable.
+    ``NaN``/``Infinity`` are rejected, and so is nesting deeper than ``MAX_JSON_DEPTH``
+    (``body contains JSON nested deeper than 128 levels``). Invalid UTF-8 and lone
+    ``\\uD800`` escapes inside strings become U+FFFD, as in Go, so the result is always
+    re-encodable.
     """
     if not raw.strip(_WS.encode()):
         raise ValidationError("body must not be empty")

@@ -54,7 +54,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 NEGATIVE = schemathesis.openapi.from_dict(openapi.document()).include(method=["POST", "PUT"]).exclude(
     path_regex="^/ingest|/sources")
 NEGATIVE.config.generation.update(modes=[GenerationMode.NEGATIVE], with_security_parameters=False)
-NEGATIVE_EXAMPLES = int(os.environ.get("CONVOY_STREAM_FUZZ_NEGATIVE_EXAMPLES", "25"))
+NEGATIVE_EXAMPLES = int(os.environ.get("CONVOY_STREAM_FUZZ_NEGATIVE_EXAMPLES", "15"))
 #: Examples per operation (and per generation mode). Derandomized, so CI runs the same
 #: cases every time; raise it locally (CONVOY_STREAM_FUZZ_EXAMPLES=500) to explore further.
 EXAMPLES = int(os.environ.get("CONVOY_STREAM_FUZZ_EXAMPLES", "20"))
