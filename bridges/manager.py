@@ -138,6 +138,7 @@ class BridgeManager:
         on_reconnect: Callable[[str], None] | None = None,
         max_source_workers: int = DEFAULT_MAX_SOURCE_WORKERS,
         max_total_workers: int = DEFAULT_MAX_BRIDGE_WORKERS,
+        refuse: Callable[[Mapping[str, Any]], str | None] | None = None,
     ) -> None:
         self.handle = handle
         self.dead_letter = dead_letter
@@ -148,6 +149,9 @@ class BridgeManager:
         self.on_reconnect = on_reconnect
         self.max_source_workers = max_source_workers
         self.max_total_workers = max_total_workers
+        #: Why a source must not run at all (a broker host the network policy refuses, for a
+        #: source stored before the policy), or None.
+        self.refuse = refuse
         self._runs: dict[str, _Run] = {}
         self._lock = asyncio.Lock()
 
@@ -222,6 +226,11 @@ class BridgeManager:
         )
         if broker not in BROKERS:
             run.error = "unsupported pub sub type"
+            log.warning("bridge %s not started: %s", uid, run.error)
+            return run
+        refused = self.refuse(source) if self.refuse is not None else None
+        if refused:
+            run.error = refused
             log.warning("bridge %s not started: %s", uid, run.error)
             return run
         if workers < worker_count(source):

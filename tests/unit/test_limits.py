@@ -270,3 +270,25 @@ def test_validation_and_retention_read_a_policy_the_same_way(policy: str, second
 def test_a_policy_validation_refuses_is_never_stored(bad: str) -> None:
     assert message_of(validate_project, {"name": "p", "type": "outgoing", "config": {"retention_policy": {
         "policy": bad}}}) == "policy:please provide a valid retention policy"
+
+
+async def test_the_manager_does_not_start_a_stored_source_the_network_policy_refuses() -> None:
+    from convoy_stream.bridge_runner import _refused_hosts
+
+    made: list[IdleConsumer] = []
+
+    def factory(source: Mapping[str, Any], **kwargs: Any) -> IdleConsumer:
+        made.append(IdleConsumer())
+        return made[-1]
+
+    manager = BridgeManager(None, None, consumer_factory=factory,  # type: ignore[arg-type]
+                            refuse=lambda s: _refused_hosts(s, allow_private=False))
+    internal = {"uid": "01A", "type": "pub_sub", "pub_sub": {"type": "amqp", "amqp": {"host": "169.254.169.254"}}}
+    public = {"uid": "01B", "type": "pub_sub", "pub_sub": {"type": "amqp", "amqp": {"host": "mq.example.com"}}}
+    try:
+        await manager.reconcile([internal, public])
+        status = manager.status()
+        assert status["01A"]["running"] == 0 and "pub_sub.amqp.host" in status["01A"]["last_error"]
+        assert status["01B"]["running"] == 1 and len(made) == 1
+    finally:
+        await manager.stop()
