@@ -127,6 +127,9 @@ URL_SCHEMA: Schema = {"type": "string", "pattern": f"^{URL_PATTERN}$", "maxLengt
 #: `logo_url`: a URL, or empty for none.
 OPTIONAL_URL: Schema = {"type": "string", "pattern": f"^({URL_PATTERN})?$", "maxLength": 4096, "nullable": True}
 
+DATA_OMITTED: Schema = {"type": "string", "description": "present when `data` is null because it was stored nested "
+                                                         "deeper than the 128 levels an answer can carry"}
+
 SCHEMAS: dict[str, Schema] = {
     "Error": obj({"status": {"type": "boolean", "enum": [False]}, "message": STRING}, ["status", "message"],
                  description="Every error answer (4xx, 503)."),
@@ -204,14 +207,16 @@ SCHEMAS: dict[str, Schema] = {
     "Event": obj({"uid": STRING, "event_type": STRING, "project_id": STRING, "data": ANY,
                   "headers": {"type": "object", "additionalProperties": STRING_LIST,
                               "description": "Authorization, Cookie, Proxy-Authorization and the api_key verifier's header are `[REDACTED]`"},
-                  "idempotency_key": NULLABLE_STRING, "is_duplicate_event": BOOLEAN, "status": STRING, "created_at": STRING},
+                  "idempotency_key": NULLABLE_STRING, "is_duplicate_event": BOOLEAN, "status": STRING, "created_at": STRING,
+                  "data_omitted": DATA_OMITTED},
                  ["uid", "event_type", "project_id", "status", "created_at"]),
     "DeadLetter": obj({"uid": STRING, "reason": STRING, "source_id": STRING, "project_id": STRING, "broker": STRING,
                        "broker_message_id": STRING, "original": {"type": "string", "description": "the message body"},
                        "original_is_utf8": BOOLEAN, "headers": {"type": "object"}},
                       ["reason", "source_id", "project_id"]),
     "Delivery": obj({"uid": STRING, "event_id": STRING, "project_id": STRING, "endpoint_id": STRING,
-                     "subscription_id": STRING, "event_type": STRING, "status": STRING, "created_at": STRING},
+                     "subscription_id": STRING, "event_type": STRING, "status": STRING, "created_at": STRING,
+                     "data_omitted": DATA_OMITTED},
                     ["uid", "event_id", "project_id", "endpoint_id", "status"]),
 }
 
