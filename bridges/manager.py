@@ -38,6 +38,8 @@ from .base import (
     run_consumer,
     source_secrets,
 )
+from convoy_stream.limits import DEFAULT_MAX_BRIDGE_WORKERS, DEFAULT_MAX_SOURCE_WORKERS
+
 from .registry import BROKERS, broker_of, consumer_for
 
 log = logging.getLogger(__name__)
@@ -136,8 +138,9 @@ class BridgeManager:
         stop_timeout: float = 10.0,
         consumer_factory: ConsumerFactory = consumer_for,
         on_reconnect: Callable[[str], None] | None = None,
-        max_source_workers: int = 16,
-        max_total_workers: int = 64,
+        max_source_workers: int = DEFAULT_MAX_SOURCE_WORKERS,
+        max_total_workers: int = DEFAULT_MAX_BRIDGE_WORKERS,
+        refuse: Callable[[Mapping[str, Any]], str | None] | None = None,
     ) -> None:
         self.handle = handle
         self.dead_letter = dead_letter
@@ -148,6 +151,9 @@ class BridgeManager:
         self.on_reconnect = on_reconnect
         self.max_source_workers = max_source_workers
         self.max_total_workers = max_total_workers
+        #: Why a source must not run at all (a broker host the network policy refuses, for a
+        #: source stored before the policy), or None.
+        self.refuse = refuse
         self._runs: dict[str, _Run] = {}
         self._lock = asyncio.Lock()
 
@@ -222,6 +228,11 @@ class BridgeManager:
         )
         if broker not in BROKERS:
             run.error = "unsupported pub sub type"
+            log.warning("bridge %s not started: %s", uid, run.error)
+            return run
+        refused = self.refuse(source) if self.refuse is not None else None
+        if refused:
+            run.error = refused
             log.warning("bridge %s not started: %s", uid, run.error)
             return run
         if workers < worker_count(source):

@@ -13,12 +13,13 @@ import logging
 import os
 import signal
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any, Mapping, Sequence
 
 from bridges import BridgeManager, BrokerMessage, InvalidMessage
 from tables.config import ConfigStore
 
-from . import metrics
+from . import metrics, netpolicy
 from .broker_messages import dead_letter_document, to_record, uses_transforms
 from .publisher import Publisher, RecordTooLarge
 from .records import IngestRecord
@@ -42,8 +43,9 @@ class Bridges:
     def __init__(self, config: ConfigStore, publisher: Publisher, settings: Any = None) -> None:
         self.config = config
         self.publisher = publisher
-        limits = {"max_source_workers": settings.max_source_workers,
-                  "max_total_workers": settings.max_bridge_workers} if settings is not None else {}
+        limits = {"max_source_workers": settings.max_source_workers, "max_total_workers": settings.max_bridge_workers,
+                  "refuse": partial(_refused_hosts, allow_private=settings.allow_private_networks),
+                  } if settings is not None else {}
         self.manager = BridgeManager(self.handle, self.dead_letter, kafka_bootstrap=publisher.kafka,
                                      on_reconnect=metrics.record_bridge_reconnect, **limits)
         self._dirty = asyncio.Event()
@@ -108,6 +110,11 @@ class Bridges:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await self.manager.stop()
+
+
+def _refused_hosts(source: Mapping[str, Any], *, allow_private: bool) -> str | None:
+    """A broker host the network policy refuses (`netpolicy`), for sources stored before it."""
+    return netpolicy.pub_sub_problem(source.get("pub_sub"), allow_private=allow_private)
 
 
 async def start_bridges(app: Any) -> None:

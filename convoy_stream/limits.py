@@ -26,6 +26,11 @@ MAX_HEADER_NAME_BYTES = 256
 MAX_HEADER_VALUE_BYTES = 8192
 MAX_HEADERS = 100
 
+#: Defaults of the bridge worker settings (`CONVOY_STREAM_MAX_SOURCE_WORKERS`,
+#: `CONVOY_STREAM_MAX_BRIDGE_WORKERS`): each bridge worker holds its own broker connections.
+DEFAULT_MAX_SOURCE_WORKERS = 16
+DEFAULT_MAX_BRIDGE_WORKERS = 64
+
 #: Endpoint, dynamic-event and broker URLs.
 MAX_URL_BYTES = 4096
 

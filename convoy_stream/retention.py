@@ -12,7 +12,6 @@ same way through the dead-letter topic (`Publisher.expire_dead_letters`).
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta, timezone
 from itertools import islice
 from typing import Any, Callable, Iterable, Iterator
@@ -21,21 +20,15 @@ from ulid import ULID
 
 from tables.scan import scan
 
+from .durations import parse_go_duration
 from .ids import by_partition
 from .ingestion import EXPIRE
 from .records import IngestRecord
 
 DEFAULT_RETENTION = "168h"
 MAX_PER_SWEEP = 2000
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a Go duration such as `168h`, `72h30m`, `90s` (Convoy stores these)."""
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text or "")
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"invalid duration {text!r}")
-    return sum(float(n) * _UNITS[u] for n, u in parts)
+#: Validation's parser: a policy it accepted is the policy applied (Go's `ParseDuration`).
+parse_duration = parse_go_duration
 
 
 def retention_of(project: dict[str, Any]) -> float:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .kafka_connection import KafkaConnection, SettingError
+from .limits import DEFAULT_MAX_BRIDGE_WORKERS, DEFAULT_MAX_SOURCE_WORKERS
 
 
 def _env_int(name: str, default: int) -> int:
@@ -74,10 +75,10 @@ class Settings:
     keepalive_timeout: float = 75.0
     run_bridges: bool = True
     #: Bridge consumers one broker source may run (`pub_sub.workers` above it is a 400).
-    max_source_workers: int = 16
+    max_source_workers: int = DEFAULT_MAX_SOURCE_WORKERS
     #: Bridge consumers this instance runs for all sources together: a create or update
     #: beyond it is a 400, and sources stored before the limit get what is left, oldest first.
-    max_bridge_workers: int = 64
+    max_bridge_workers: int = DEFAULT_MAX_BRIDGE_WORKERS
     #: Endpoint URLs and broker hosts may point at private, loopback and metadata addresses
     #: (`netpolicy.py`): for one-machine setups (`make run`, the tests), never in production.
     allow_private_networks: bool = False
@@ -123,8 +124,8 @@ class Settings:
             keepalive_timeout=_env_float("CONVOY_STREAM_KEEPALIVE_TIMEOUT", 75.0),
             retention_sweep_interval=_env_float("CONVOY_STREAM_RETENTION_SWEEP_INTERVAL", 60.0),
             run_bridges=os.environ.get("CONVOY_STREAM_BRIDGES", "1") not in ("0", "false", "no"),
-            max_source_workers=_env_int("CONVOY_STREAM_MAX_SOURCE_WORKERS", 16),
-            max_bridge_workers=_env_int("CONVOY_STREAM_MAX_BRIDGE_WORKERS", 64),
+            max_source_workers=_env_int("CONVOY_STREAM_MAX_SOURCE_WORKERS", DEFAULT_MAX_SOURCE_WORKERS),
+            max_bridge_workers=_env_int("CONVOY_STREAM_MAX_BRIDGE_WORKERS", DEFAULT_MAX_BRIDGE_WORKERS),
             allow_private_networks=os.environ.get("CONVOY_STREAM_ALLOW_PRIVATE_NETWORKS", "false").lower()
             in ("1", "true", "yes"),
             log_level=os.environ.get("CONVOY_STREAM_LOG_LEVEL", "warning"),

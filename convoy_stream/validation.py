@@ -36,9 +36,10 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from convoy_stream.durations import parse_go_duration
 from convoy_stream.filters import FilterError, validate_filter
-from convoy_stream.limits import (MAX_JSON_DEPTH, MAX_PAYLOAD_READ_SIZE, JsonTooDeep, header_map_problem, is_header_value,
-                                  is_token, is_uri_text)
+from convoy_stream.limits import (DEFAULT_MAX_SOURCE_WORKERS, MAX_JSON_DEPTH, MAX_PAYLOAD_READ_SIZE, JsonTooDeep,
+                                  header_map_problem, is_header_value, is_token, is_uri_text)
 from convoy_stream.webhook_payload import (
     LocationError,
     loads_json,
@@ -82,8 +83,7 @@ EVENT_KINDS = ("single", "fanout", "broadcast", "dynamic")
 MESSAGE_TYPES = ("single", "fanout", "broadcast")
 MESSAGE_TYPE_HEADER = "x-convoy-message-type"
 MAX_CUSTOM_RESPONSE_SIZE = 51200
-#: Default of `Settings.max_source_workers`, for callers without settings.
-MAX_SOURCE_WORKERS = 16
+MAX_SOURCE_WORKERS = DEFAULT_MAX_SOURCE_WORKERS  # `Settings.max_source_workers` is the instance's
 
 # govalidator's text for a `valid:"required"` tag without a custom message.
 REQUIRED = "non zero value required"
@@ -240,20 +240,14 @@ def _is_http_url(value: str) -> bool:
 
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-_GO_DURATION = re.compile(r"(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|µs|μs|ms|s|m|h))+")
-_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
 def _go_duration_seconds(text: str) -> float | None:
-    """Seconds in a Go ``time.ParseDuration`` string such as ``168h`` or ``1h30m``."""
-    if text == "0":
-        return 0.0
-    if not _GO_DURATION.fullmatch(text):
+    """Seconds in a Go ``time.ParseDuration`` string (``durations``, which retention also uses)."""
+    try:
+        return parse_go_duration(text)
+    except ValueError:
         return None
-    total = 0.0
-    for number, unit in re.findall(r"([0-9]*\.?[0-9]*)(ns|us|µs|μs|ms|s|m|h)", text):
-        total += float(number) * _GO_UNITS[unit]
-    return total
 
 
 def _location_error(exc: LocationError) -> ValidationError:
@@ -481,8 +475,8 @@ def validate_pub_sub(body: Any, *, max_workers: int = MAX_SOURCE_WORKERS) -> dic
 
     Returns ``{type, workers, <type>: {...}}`` with only the selected broker's block.
     ``workers`` defaults to 1 and must be between 1 and ``max_workers`` (the instance's
-    ``CONVOY_STREAM_MAX_SOURCE_WORKERS``: each worker holds broker connections). Kafka ``auth.hash`` defaults to
-    ``SHA512`` for SCRAM (Convoy's runtime default); AMQP ``schema`` defaults to
+    ``CONVOY_STREAM_MAX_SOURCE_WORKERS``: each worker holds broker connections). Kafka
+    ``auth.hash`` defaults to ``SHA512`` for SCRAM (Convoy's runtime default); AMQP ``schema`` defaults to
     ``amqp``, ``vhost`` to ``""`` (the default vhost) and ``port`` is stored as a string.
     The Google ``service_account`` stays base64 as sent, after checking it decodes to a
     JSON object (a key file).
@@ -637,7 +631,7 @@ def validate_endpoint(body: Any, *, update: bool = False) -> dict[str, Any]:
     if email and not _EMAIL.fullmatch(email):
         errors.add("support_email", "please provide a valid email")
     errors.raise_if_any()
-    if not _is_http_url(url.strip()):
+    if not _is_http_url(url):
         raise ValidationError("url:please provide a valid http or https url")
 
     result: dict[str, Any] = {"name": name.strip(), "url": url.strip()}
@@ -797,7 +791,8 @@ def _validate_project_config(raw: Mapping[str, Any]) -> dict[str, Any]:
     if size is not None and size < 0:
         raise ValidationError("max_payload_read_size:please provide a valid max payload read size")
     if size is not None and size > MAX_PAYLOAD_READ_SIZE:
-        raise ValidationError(f"max_payload_read_size:must be at most {MAX_PAYLOAD_READ_SIZE} bytes (what an event can store)")
+        raise ValidationError(f"max_payload_read_size:must be at most {MAX_PAYLOAD_READ_SIZE} bytes "
+                              "(what an event can store)")
     config["max_payload_read_size"] = size or defaults["max_payload_read_size"]
     for flag in ("replay_attacks_prevention_enabled", "retention_policy_enabled", "disable_endpoint"):
         config[flag] = bool(_opt_bool(raw, flag, "config"))
@@ -897,8 +892,10 @@ def decode_json_body(raw: bytes, *, expect_object: bool = True) -> Any:
       ``body contains incorrect JSON type (at character N)``
 
     Trailing data after the value is a syntax error (Go's ``Unmarshal`` rule).
-    ``NaN``/``Infinity`` are rejected, and so is nesting deeper than ``MAX_JSON_DEPTH``. Invalid UTF-8 and lone ``\\uD800`` escapes inside
-    strings become U+FFFD, as in Go, so the result is always re-encodable.
+    ``NaN``/``Infinity`` are rejected, and so is nesting deeper than ``MAX_JSON_DEPTH``
+    (``body contains JSON nested deeper than 128 levels``). Invalid UTF-8 and lone
+    ``\\uD800`` escapes inside strings become U+FFFD, as in Go, so the result is always
+    re-encodable.
     """
     if not raw.strip(_WS.encode()):
         raise ValidationError("body must not be empty")
@@ -975,7 +972,7 @@ def validate_event(kind: str, body: Any) -> dict[str, Any]:
     elif kind == "fanout":
         result["owner_id"] = strings["owner_id"]
     elif kind == "dynamic":
-        if not _is_http_url(strings["url"].strip()):
+        if not _is_http_url(strings["url"]):
             raise ValidationError("url:please provide a valid http or https url")
         result["url"] = strings["url"].strip()
         result["secret"] = strings["secret"] or None

@@ -288,7 +288,8 @@ def refuse_internal_url(c: Context, url: str, field: str) -> None:
 def _check_instance_workers(c: Context, uid: str | None, workers: int) -> None:
     """400 when this source's bridge workers would take the instance over its limit."""
     limit = c.settings.max_bridge_workers
-    others = sum(bridge_workers(s) for s in c.config.all("source") if s.get("uid") != uid)
+    per_source = c.settings.max_source_workers  # what a source stored before the limits runs
+    others = sum(min(bridge_workers(s), per_source) for s in c.config.all("source") if s.get("uid") != uid)
     if others + workers > limit:
         raise ApiError(400, f"workers:this instance's limit of {limit} bridge workers for all sources is reached")
 

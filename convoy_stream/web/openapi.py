@@ -120,7 +120,15 @@ PROJECT_CONFIG = obj({
     "request_id_header": STRING,
 })
 
-URL_SCHEMA: Schema = {"type": "string", "pattern": "^https?://[a-z0-9]([a-z0-9.-]{0,30}[a-z0-9])?(:[0-9]{1,5})?(/[a-zA-Z0-9_./-]*)?$"}
+#: http(s), then only RFC 3986 characters (`limits.is_uri_text`); the host must also parse.
+URL_PATTERN = "[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9._~:/?#\\[\\]@!$&'()*+,;=%-]+"
+URL_SCHEMA: Schema = {"type": "string", "pattern": f"^{URL_PATTERN}$", "maxLength": 4096,
+                      "example": "https://example.com/webhooks"}
+#: `logo_url`: a URL, or empty for none.
+OPTIONAL_URL: Schema = {"type": "string", "pattern": f"^({URL_PATTERN})?$", "maxLength": 4096, "nullable": True}
+
+DATA_OMITTED: Schema = {"type": "string", "description": "present when `data` is null because it was stored nested "
+                                                         "deeper than the 128 levels an answer can carry"}
 
 SCHEMAS: dict[str, Schema] = {
     "Error": obj({"status": {"type": "boolean", "enum": [False]}, "message": STRING}, ["status", "message"],
@@ -132,8 +140,8 @@ SCHEMAS: dict[str, Schema] = {
                   ["config_loaded", "kafka_connected", "partitions_assigned"]),
     # -- requests --
     "ProjectCreate": obj({"name": {"type": "string", "minLength": 1}, "type": {"type": "string", "enum": ["incoming", "outgoing"]},
-                          "logo_url": {**URL_SCHEMA, "nullable": True}, "config": PROJECT_CONFIG}, ["name", "type"]),
-    "ProjectUpdate": obj({"name": {"type": "string", "minLength": 1}, "logo_url": {**URL_SCHEMA, "nullable": True},
+                          "logo_url": OPTIONAL_URL, "config": PROJECT_CONFIG}, ["name", "type"]),
+    "ProjectUpdate": obj({"name": {"type": "string", "minLength": 1}, "logo_url": OPTIONAL_URL,
                           "config": PROJECT_CONFIG}, ["name"]),
     "EndpointInput": obj({
         "name": {"type": "string", "minLength": 1}, "url": URL_SCHEMA, "secret": NULLABLE_STRING,
@@ -150,6 +158,10 @@ SCHEMAS: dict[str, Schema] = {
     "SubscriptionInput": obj({"name": {"type": "string", "minLength": 1}, "endpoint_id": {"type": "string", "minLength": 1},
                               "source_id": NULLABLE_STRING, "function": NULLABLE_STRING, "filter_config": FILTER_CONFIG},
                              ["name", "endpoint_id"]),
+    "SubscriptionUpdate": obj({"name": {"type": "string", "minLength": 1},
+                               "endpoint_id": {"type": "string", "minLength": 1}, "source_id": NULLABLE_STRING,
+                               "function": NULLABLE_STRING, "filter_config": FILTER_CONFIG},
+                              description="Only the fields sent change."),
     "SourceInput": obj({
         "name": {"type": "string", "minLength": 1}, "type": {"type": "string", "enum": list(SOURCE_TYPES)},
         "provider": {"type": "string", "enum": ["", *PROVIDERS]}, "verifier": VERIFIER,
@@ -195,14 +207,16 @@ SCHEMAS: dict[str, Schema] = {
     "Event": obj({"uid": STRING, "event_type": STRING, "project_id": STRING, "data": ANY,
                   "headers": {"type": "object", "additionalProperties": STRING_LIST,
                               "description": "Authorization, Cookie, Proxy-Authorization and the api_key verifier's header are `[REDACTED]`"},
-                  "idempotency_key": NULLABLE_STRING, "is_duplicate_event": BOOLEAN, "status": STRING, "created_at": STRING},
+                  "idempotency_key": NULLABLE_STRING, "is_duplicate_event": BOOLEAN, "status": STRING, "created_at": STRING,
+                  "data_omitted": DATA_OMITTED},
                  ["uid", "event_type", "project_id", "status", "created_at"]),
     "DeadLetter": obj({"uid": STRING, "reason": STRING, "source_id": STRING, "project_id": STRING, "broker": STRING,
                        "broker_message_id": STRING, "original": {"type": "string", "description": "the message body"},
                        "original_is_utf8": BOOLEAN, "headers": {"type": "object"}},
                       ["reason", "source_id", "project_id"]),
     "Delivery": obj({"uid": STRING, "event_id": STRING, "project_id": STRING, "endpoint_id": STRING,
-                     "subscription_id": STRING, "event_type": STRING, "status": STRING, "created_at": STRING},
+                     "subscription_id": STRING, "event_type": STRING, "status": STRING, "created_at": STRING,
+                     "data_omitted": DATA_OMITTED},
                     ["uid", "event_id", "project_id", "endpoint_id", "status"]),
 }
 
@@ -288,7 +302,7 @@ def op(summary: str, tag: str, responses: dict[str, Any], *, parameters: list[di
 
 
 def _crud(collection: str, label: str, entity: str, input_schema: str, uid_text: str,
-          filters: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+          filters: list[dict[str, Any]], update_schema: str | None = None) -> dict[str, dict[str, Any]]:
     base = f"/api/v1/projects/{{projectID}}/{collection}"
     item = base + "/{uid}"
     uid = path_param("uid", uid_text)
@@ -306,7 +320,7 @@ def _crud(collection: str, label: str, entity: str, input_schema: str, uid_text:
                       parameters=[PROJECT_ID, uid]),
             "put": op(f"Update a {label}", collection, {**answer(202, f"{label} updated", ref(entity)),
                                                        **errors(*PROJECT_ERRORS, *BODY_ERRORS)},
-                      parameters=[PROJECT_ID, uid], body=ref(input_schema)),
+                      parameters=[PROJECT_ID, uid], body=ref(update_schema or input_schema)),
             "delete": op(f"Delete a {label}", collection, {**answer(200, f"{label} deleted", {"nullable": True}),
                                                           **errors(*PROJECT_ERRORS)},
                          parameters=[PROJECT_ID, uid]),
@@ -378,7 +392,7 @@ def paths() -> dict[str, dict[str, Any]]:
         **_crud("endpoints", "Endpoint", "Endpoint", "EndpointInput", "the endpoint's uid",
                 [query_param("q", "name contains"), query_param("ownerId", "owner id")]),
         **_crud("subscriptions", "Subscription", "Subscription", "SubscriptionInput", "the subscription's uid",
-                [query_param("endpointId", "endpoint uid (repeatable)")]),
+                [query_param("endpointId", "endpoint uid (repeatable)")], "SubscriptionUpdate"),
         **_crud("sources", "Source", "Source", "SourceInput", "the source's uid",
                 [query_param("q", "name contains"), query_param("type", "source type"),
                  query_param("provider", "provider")]),
@@ -445,7 +459,33 @@ def _operation_id(method: str, path: str) -> str:
     return method + "".join(w[:1].upper() + w[1:] for w in words)
 
 
+#: Request bodies: every optional field may also be `null`, which means "not sent" (Go's rule).
+REQUEST_SCHEMAS = ("ProjectCreate", "ProjectUpdate", "EndpointInput", "SubscriptionInput", "SubscriptionUpdate",
+                   "SourceInput",
+                   "EventSingle", "EventFanout", "EventBroadcast", "EventDynamic")
+
+
+def _null_means_absent(schema: Schema) -> Schema:
+    """`schema` with `nullable: true` on every optional property, at every level."""
+    if schema.get("type") == "object" and "properties" in schema:
+        required = set(schema.get("required", []))
+        for name, prop in schema["properties"].items():
+            if "$ref" in prop:
+                continue
+            _null_means_absent(prop)
+            if name not in required and prop:
+                prop["nullable"] = True
+                if "enum" in prop and None not in prop["enum"]:
+                    prop["enum"] = [*prop["enum"], None]  # OpenAPI 3.0: nullable does not extend an enum
+    if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
+        _null_means_absent(schema["items"])
+    return schema
+
+
 def document(server_url: str | None = None) -> dict[str, Any]:
+    schemas = copy.deepcopy(SCHEMAS)
+    for name in REQUEST_SCHEMAS:
+        _null_means_absent(schemas[name])
     doc: dict[str, Any] = {
         "openapi": "3.0.3",
         "info": {
@@ -456,7 +496,7 @@ def document(server_url: str | None = None) -> dict[str, Any]:
         },
         "paths": paths(),
         "components": {
-            "schemas": copy.deepcopy(SCHEMAS),
+            "schemas": schemas,
             "securitySchemes": {"bearer": {
                 "type": "http", "scheme": "bearer",
                 "description": "A project API key (`CO.<mask>.<secret>`) for project routes, or the instance "

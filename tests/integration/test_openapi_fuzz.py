@@ -32,8 +32,10 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
+from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    negative_data_rejection,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
@@ -46,6 +48,13 @@ from tests.support.workers import Worker, eventually
 SCHEMA = schemathesis.openapi.from_dict(openapi.document())
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_headers_conformance, response_schema_conformance]
+#: Writes whose request body the document describes completely, fuzzed with invalid bodies
+#: only: each must be refused (4xx). Sources are left out: their `pub_sub` block is read only
+#: for `type: pub_sub`, and only the block its `type` names, which the schema cannot say.
+NEGATIVE = schemathesis.openapi.from_dict(openapi.document()).include(method=["POST", "PUT"]).exclude(
+    path_regex="^/ingest|/sources")
+NEGATIVE.config.generation.update(modes=[GenerationMode.NEGATIVE], with_security_parameters=False)
+NEGATIVE_EXAMPLES = int(os.environ.get("CONVOY_STREAM_FUZZ_NEGATIVE_EXAMPLES", "15"))
 #: Examples per operation (and per generation mode). Derandomized, so CI runs the same
 #: cases every time; raise it locally (CONVOY_STREAM_FUZZ_EXAMPLES=500) to explore further.
 EXAMPLES = int(os.environ.get("CONVOY_STREAM_FUZZ_EXAMPLES", "20"))
@@ -124,11 +133,13 @@ def _pick(case: Any, name: str) -> int:
     return int(hashlib.sha256(seen.encode("utf-8", "replace")).hexdigest(), 16) % 100
 
 
-def prepare(case: Any, t: Target) -> dict[str, str]:
+def prepare(case: Any, t: Target, *, touch_body: bool = True) -> dict[str, str]:
     """Point the case at real entities (most of the time) and return the credential headers.
 
     Writes (PUT, DELETE) get victims of their own, so the entities other operations read
-    (the ingest source, the event's endpoint) keep working for the whole run.
+    (the ingest source, the event's endpoint) keep working for the whole run. With
+    `touch_body` a body may also get a real endpoint id and a plain URL, so generated
+    writes get past "not found" and URL checks often enough to reach the pipeline.
     """
     path, method = case.operation.path, case.operation.method.upper()
     params = case.path_parameters if case.path_parameters is not None else {}
@@ -154,8 +165,10 @@ def prepare(case: Any, t: Target) -> dict[str, str]:
             if name in params:
                 params[name] = t.ids[name]
         wants_endpoint = "endpoint_id" in case.body or path.endswith("/events") if isinstance(case.body, dict) else False
-        if wants_endpoint and _pick(case, "endpoint") < 70:
+        if touch_body and wants_endpoint and _pick(case, "endpoint") < 70:
             case.body["endpoint_id"] = t.ids["endpoints:get"]  # events to, or subscriptions of, a real endpoint
+        if touch_body and isinstance(case.body, dict) and "url" in case.body and _pick(case, "url") < 50:
+            case.body["url"] = "https://example.com/hook"
     return {"Authorization": f"Bearer {project['key']}"}
 
 
@@ -165,6 +178,14 @@ def test_every_operation_answers_within_its_schema(case: Any, target: Target) ->
     headers = prepare(case, target)
     response = case.call(base_url=target.url, headers=headers, timeout=20)
     case.validate_response(response, checks=CHECKS, headers=headers)
+
+
+@NEGATIVE.parametrize()
+@settings(max_examples=NEGATIVE_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+def test_invalid_request_bodies_are_refused(case: Any, target: Target) -> None:
+    headers = prepare(case, target, touch_body=False)
+    response = case.call(base_url=target.url, headers=headers, timeout=20)
+    case.validate_response(response, checks=[not_a_server_error, negative_data_rejection], headers=headers)
 
 
 def test_the_worker_is_still_healthy_and_logged_no_unhandled_error(target: Target) -> None:
