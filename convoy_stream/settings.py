@@ -17,6 +17,15 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def _env_positive_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise SystemExit(f"convoy-stream: {name} must be a positive whole number, not {value!r}")
+    return int(value)
+
+
 def _env_float(name: str, default: float) -> float:
     value = os.environ.get(name)
     return float(value) if value else default
@@ -61,6 +70,11 @@ class Settings:
     #: Seconds between retention sweeps (each worker sweeps its own partitions).
     retention_sweep_interval: float = 60.0
     log_level: str = "warning"
+    #: Tenants' scripts (body/header functions, test_function): see `transforms.ScriptLimits`.
+    script_timeout_ms: int = 200
+    script_max_memory: int = 64 * 1024 * 1024
+    script_max_output: int = 64 * 1024
+    script_runners: int = 2
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -92,6 +106,10 @@ class Settings:
             retention_sweep_interval=_env_float("CONVOY_STREAM_RETENTION_SWEEP_INTERVAL", 60.0),
             run_bridges=os.environ.get("CONVOY_STREAM_BRIDGES", "1") not in ("0", "false", "no"),
             log_level=os.environ.get("CONVOY_STREAM_LOG_LEVEL", "warning"),
+            script_timeout_ms=_env_positive_int("CONVOY_STREAM_SCRIPT_TIMEOUT_MS", 200),
+            script_max_memory=_env_positive_int("CONVOY_STREAM_SCRIPT_MAX_MEMORY", 64 * 1024 * 1024),
+            script_max_output=_env_positive_int("CONVOY_STREAM_SCRIPT_MAX_OUTPUT", 64 * 1024),
+            script_runners=_env_positive_int("CONVOY_STREAM_SCRIPT_RUNNERS", 2),
         )
         values.update(overrides)
         settings = cls(**values)  # type: ignore[arg-type]
