@@ -224,6 +224,8 @@ def rss_bytes() -> int:
 
 def serve(connection: Connection, retire_rss: int) -> None:
     """Answer requests until the worker closes the connection, or this process grew too large."""
+    MiniRacer().close()  # V8 starts once per process: before the first request's time limit
+    connection.send_bytes(b"ready")
     host = Host()
     while True:
         try:
@@ -235,16 +237,32 @@ def serve(connection: Connection, retire_rss: int) -> None:
         if retire:
             host.close()
             retire = rss_bytes() > retire_rss
-        reply["retire"] = retire
-        connection.send_bytes(orjson.dumps(reply))
+        reply["retire"], reply["id"] = retire, request.get("id")
+        try:
+            connection.send_bytes(orjson.dumps(reply))
+        except OSError:  # the worker is gone
+            break
         if retire:
             break
     host.close()
 
 
+def _unraisable(failure: Any) -> None:
+    """mini-racer's callback for a context closed after its script was stopped finds that
+    context's event loop closed: expected here, and not worth a traceback in the worker's log."""
+    if isinstance(failure.exc_value, RuntimeError) and str(failure.exc_value) == "Event loop is closed":
+        return
+    sys.__unraisablehook__(failure)
+
+
 def main() -> None:
     """`python -m convoy_stream.script_host FD RETIRE_RSS`: FD is this end of the worker's socket."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the worker, which closes the socket
+    # A signal to the worker's process group (Ctrl-C, a service manager's stop) is the worker's
+    # to act on: this process ends when the worker closes the socket or exits, and never fails
+    # the script the worker is waiting for while it shuts down.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.unraisablehook = _unraisable
     serve(Connection(int(sys.argv[1])), int(sys.argv[2]))
     os._exit(0)  # skip interpreter teardown: V8's threads and mini-racer's loops are gone with the process
 

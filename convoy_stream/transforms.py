@@ -41,6 +41,9 @@ from .script_pool import ScriptPool
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+#: How long a new script process may take to start (Python and V8 on a busy machine).
+STARTUP_SECONDS = 60.0
+
 
 @dataclass(frozen=True)
 class ScriptLimits:
@@ -88,27 +91,34 @@ class _Runner:
         self.limits = limits
         self.process: subprocess.Popen[bytes] | None = None
         self.connection: Connection | None = None
+        self.ready = False
+        self.asked = 0
 
     def ask(self, request: dict[str, Any]) -> dict[str, Any]:
         """The script process's answer, or TransformError when it died or never answered."""
         if self.process is None or self.process.poll() is not None:
             self.start()
         assert self.connection is not None
+        if not self.ready:
+            self._wait_ready()
         # compile, call and settle each get the limit; the rest is a process's own slack
         deadline = 3 * self.limits.timeout_ms / 1000 + 5.0
+        self.asked += 1
         try:
-            self.connection.send_bytes(orjson.dumps({**request, "timeout_ms": self.limits.timeout_ms,
+            self.connection.send_bytes(orjson.dumps({**request, "id": self.asked, "timeout_ms": self.limits.timeout_ms,
                                                      "max_memory": self.limits.max_memory}))
             if not self.connection.poll(deadline):
                 self.stop()
                 raise TransformError(f"script exceeded its time limit of {self.limits.timeout_ms} ms")
             reply: dict[str, Any] = orjson.loads(self.connection.recv_bytes())
+            if reply.get("id") != self.asked:  # never hand one request's answer to another
+                raise OSError(f"script process answered request {reply.get('id')} to request {self.asked}")
         except (EOFError, OSError):
-            code = self.process.wait(5) if self.process else None
+            code = self.process.poll() if self.process else None
             self.stop()
             log.warning("a script process ended while running a script (exit status %s); starting another", code)
-            raise TransformError("script stopped its script runner (V8 ended it: an object too large for V8, "
-                                 f"or memory over the limit of {size_text(self.limits.max_memory)})") from None
+            raise TransformError("script made V8 abort its process (an object larger than V8 allows, or memory "
+                                 f"far over the limit of {size_text(self.limits.max_memory)})") from None
         if reply.get("retire"):
             self.stop()
         return reply
@@ -123,6 +133,19 @@ class _Runner:
         finally:
             theirs.close()
         self.connection = Connection(ours.detach())
+        self.ready = False
+
+    def _wait_ready(self) -> None:
+        """A new process imports Python modules and starts V8 first; that is no script's time."""
+        assert self.connection is not None
+        try:
+            if self.connection.poll(STARTUP_SECONDS) and self.connection.recv_bytes() == b"ready":
+                self.ready = True
+                return
+        except (EOFError, OSError):
+            pass
+        self.stop()
+        raise TransformError("no script runner could be started; try again")
 
     def stop(self) -> None:
         if self.connection is not None:

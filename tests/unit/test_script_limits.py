@@ -58,7 +58,7 @@ def test_memory_outside_the_heap_and_later_runs_are_not_offered(name: str) -> No
 def test_a_script_that_makes_v8_abort_ends_only_its_script_process() -> None:
     # an array longer than V8 allows is a fatal error for the process running V8
     fatal = "function transform(p) { return ('y'.repeat(2 ** 27) + p.n).split('').length }"
-    with pytest.raises(TransformError, match="stopped its script runner"):
+    with pytest.raises(TransformError, match="^script made V8 abort its process"):
         transforms.run(fatal, {"n": 12345}, project="p-fatal")
     assert transforms.run("function transform(p) { return p.n }", {"n": 3}, project="p-fatal") == 3
 
@@ -67,7 +67,7 @@ def test_test_function_output_is_bounded() -> None:
     big = "function transform(p) { return {event_type: 'e', data: {blob: 'x'.repeat(70 * 1024)}} }"
     with pytest.raises(TransformError, match=r"^transform's result exceeds the output limit of 64 KiB$"):
         transforms.try_once(big, {})
-    chatty = "function transform(p) { for (let i = 0; i < 100000; i++) console.log('line', i); return p }"
+    chatty = "function transform(p) { for (let i = 0; i < 100; i++) console.log('x'.repeat(1000), i); return p }"
     with pytest.raises(TransformError, match=r"^console output exceeds the output limit of 64 KiB$"):
         transforms.try_once(chatty, {})
     assert transforms.try_once("function transform(p) { console.log('ok'); return p }", {"n": 1}) == ({"n": 1}, ["ok"])
