@@ -15,7 +15,7 @@ from mode import Service
 
 from tables.config import ConfigStore
 
-from . import direct_handoff
+from . import direct_handoff, transforms
 from .agent_commits import AgentCommits
 from .ids import partition_of
 from .ingest_feed import FeedConductor, IngestFeed
@@ -114,6 +114,7 @@ def create_app(settings: Settings) -> ConvoyApp:
         web_graph_enabled=False,
     )
     app.settings = settings
+    transforms.configure(transforms.ScriptLimits.from_settings(settings))
     app.publisher = Publisher(
         settings.kafka,
         ingest_topic=f"{settings.app_id}-ingest",

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import signal
+import time
 from datetime import datetime, timezone
 from functools import partial
 from typing import Any, Mapping, Sequence
@@ -23,7 +24,8 @@ from . import metrics, netpolicy
 from .broker_messages import dead_letter_document, to_record, uses_transforms
 from .publisher import Publisher, RecordTooLarge
 from .records import IngestRecord
-from .transforms import in_transform_thread
+from . import transforms
+from .transforms import in_script_pool
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,11 @@ TEST_CRASH_AFTER_WRITE = "CONVOY_STREAM_TEST_ONLY_SIGKILL_AFTER_KAFKA_WRITE_OF"
 def _crash_marker() -> bytes | None:
     marker = os.environ.get(TEST_CRASH_AFTER_WRITE, "")
     return marker.encode() if len(marker) >= 16 else None
+
+
+#: How long one turn of a source's scripts on the script pool lasts, at most (plus the
+#: message in hand when it runs out, itself bounded by the script time limit).
+SCRIPT_SLICE_SECONDS = 0.05
 
 
 class Bridges:
@@ -60,17 +67,27 @@ class Bridges:
         def event_id(key: str | None) -> str:
             return self.publisher.mint_event_id(project_id, key)
 
-        def build() -> list[IngestRecord | Exception]:
+        def build(batch: Sequence[BrokerMessage], slice_seconds: float | None = None) -> list[IngestRecord | Exception]:
+            """Records for the batch, or for its start when `slice_seconds` ran out first."""
             built: list[IngestRecord | Exception] = []
-            for message in messages:
+            started = time.monotonic()
+            for message in batch:
                 try:
                     built.append(to_record(source, message, config=self.config, now=now, event_id=event_id))
                 except Exception as exc:  # InvalidMessage: dead-lettered; anything else: retried
                     built.append(exc)
+                if slice_seconds is not None and time.monotonic() - started > slice_seconds:
+                    break
             return built
 
-        # A source's JavaScript runs on the transforms' thread, never on the event loop.
-        built = await in_transform_thread(build) if uses_transforms(source) else build()
+        built: list[IngestRecord | Exception] = []
+        if uses_transforms(source):
+            # The source's JavaScript runs on the script pool, never on the event loop, one time
+            # slice at a time: other projects' scripts take their turns between the slices.
+            while len(built) < len(messages):
+                built += await in_script_pool(project_id, partial(build, messages[len(built):], SCRIPT_SLICE_SECONDS))
+        else:
+            built = build(messages)
         records = [(i, record) for i, record in enumerate(built) if isinstance(record, IngestRecord)]
         outcomes: list[Exception | None] = [None if isinstance(b, IngestRecord) else b for b in built]
         published = await self.publisher.publish_many([record for _, record in records])
@@ -157,6 +174,7 @@ async def run_standalone() -> None:
     log_redaction.install()
     settings = Settings.from_env()
     await prepare_cluster(settings)
+    transforms.configure(transforms.ScriptLimits.from_settings(settings))
     publisher = Publisher(settings.kafka, ingest_topic=f"{settings.app_id}-ingest",
                           dead_letter_topic=f"{settings.app_id}-dead-letters", partitions=settings.partitions,
                           timeout=settings.publish_timeout)

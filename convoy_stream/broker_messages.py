@@ -26,7 +26,7 @@ def to_record(source: Mapping[str, Any], message: BrokerMessage, *, config: Conf
     """`event_id(dedup_key)` mints the id (partition-aligned, see `ids`).
 
     A source with a `body_function` or `header_function` runs it here (`transforms`):
-    call this on the transforms' thread then (`uses_transforms`).
+    call this on the script pool then (`uses_transforms`, `transforms.in_script_pool`).
     """
     fields = validate_broker_message(_transformed_body(source, message.body))
     custom = fields.get("custom_headers") or {}
@@ -71,7 +71,7 @@ def _transformed_body(source: Mapping[str, Any], body: bytes) -> bytes:
     except (ValueError, RecursionError) as exc:
         raise InvalidMessage(f"message body is not valid JSON: {exc}") from None
     try:
-        return orjson.dumps(transforms.run(script, payload))
+        return orjson.dumps(transforms.run(script, payload, project=str(source["project_id"])))
     except transforms.TransformError as exc:
         raise InvalidMessage(f"body_function: {exc}") from None
 
@@ -82,7 +82,7 @@ def _transformed_headers(source: Mapping[str, Any], headers: dict[str, str]) -> 
     if not script:
         return headers
     try:
-        return header_map(transforms.run(script, headers))
+        return header_map(transforms.run(script, headers, project=str(source["project_id"])))
     except transforms.TransformError as exc:
         raise InvalidMessage(f"header_function: {exc}") from None
     except InvalidMessage as exc:

@@ -23,6 +23,15 @@ def _env_int(name: str, default: int) -> int:
         raise SettingError(f"{name}={value!r} is not a whole number") from None
 
 
+def _env_positive_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise SettingError(f"{name}={value!r} is not a positive whole number")
+    return int(value)
+
+
 def _env_float(name: str, default: float) -> float:
     value = os.environ.get(name)
     try:
@@ -88,6 +97,11 @@ class Settings:
     #: Seconds a worker with a dead part (a crashed agent or service, a stopped fetcher)
     #: answers 503 on /health before it exits with status 1 (`liveness.py`).
     unhealthy_exit_after: float = 10.0
+    #: Tenants' scripts (body/header functions, test_function): see `transforms.ScriptLimits`.
+    script_timeout_ms: int = 200
+    script_max_memory: int = 64 * 1024 * 1024
+    script_max_output: int = 64 * 1024
+    script_runners: int = 2
     extra: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -130,6 +144,10 @@ class Settings:
             in ("1", "true", "yes"),
             log_level=os.environ.get("CONVOY_STREAM_LOG_LEVEL", "warning"),
             unhealthy_exit_after=_env_float("CONVOY_STREAM_UNHEALTHY_EXIT_AFTER", 10.0),
+            script_timeout_ms=_env_positive_int("CONVOY_STREAM_SCRIPT_TIMEOUT_MS", 200),
+            script_max_memory=_env_positive_int("CONVOY_STREAM_SCRIPT_MAX_MEMORY", 64 * 1024 * 1024),
+            script_max_output=_env_positive_int("CONVOY_STREAM_SCRIPT_MAX_OUTPUT", 64 * 1024),
+            script_runners=_env_positive_int("CONVOY_STREAM_SCRIPT_RUNNERS", 2),
         )
         values.update(overrides)
         if "kafka" not in values:

@@ -255,7 +255,7 @@ class Sources(Resource):
         for key in ("body_function", "header_function"):
             if fields.get(key):
                 try:
-                    await transforms.in_transform_thread(partial(transforms.check, fields[key]))
+                    await transforms.in_script_pool(project["uid"], partial(transforms.check, fields[key], project["uid"]))
                 except transforms.TransformError as exc:
                     raise ApiError(400, f"{key}: {exc}") from exc
         return fields
@@ -300,7 +300,7 @@ async def test_function(request: web.Request) -> web.Response:
     A body function's result must be a valid broker message, a header function's an
     object of strings: the same checks a bridge applies to every message.
     """
-    await ctx(request).project(request)
+    project_id = (await ctx(request).project(request))["uid"]
     body = await read_json(request)
     if not isinstance(body, dict):
         raise ApiError(400, "body must be a JSON object")
@@ -312,7 +312,7 @@ async def test_function(request: web.Request) -> web.Response:
     if not isinstance(payload, dict):
         raise ApiError(400, "payload:please provide a payload object")
     try:
-        out, log = await transforms.in_transform_thread(partial(transforms.try_once, script, payload))
+        out, log = await transforms.in_script_pool(project_id, partial(transforms.try_once, script, payload, project_id))
     except transforms.TransformError as exc:
         raise ApiError(400, str(exc)) from exc
     try:

@@ -404,7 +404,9 @@ def paths() -> dict[str, dict[str, Any]]:
             parameters=[PROJECT_ID],
             body=obj({"payload": {"type": "object"}, "function": STRING, "type": {"type": "string", "enum": ["body", "header"]}},
                      ["payload", "function", "type"]),
-            description="A `body` result must be a valid broker message; a `header` result an object of strings.")},
+            description="A `body` result must be a valid broker message; a `header` result an object of strings. "
+                        "A script over its time or memory limit, or whose result or console output is over "
+                        "`CONVOY_STREAM_SCRIPT_MAX_OUTPUT`, is answered 400 with the limit it exceeded.")},
         project + "/events": {
             "post": _event_create("single", "EventSingle", "Send an event to one endpoint"),
             "get": op("List events", "events", {**answer(200, "events, newest first", listing("Event")),
