@@ -28,7 +28,7 @@ def _env_positive_int(name: str, default: int) -> int:
     if not value:
         return default
     if not value.isdigit() or int(value) < 1:
-        raise SettingError(f"{name}={value!r} is not a positive whole number")
+        raise SystemExit(f"convoy-stream: {name} must be a positive whole number, not {value!r}")
     return int(value)
 
 

@@ -56,7 +56,7 @@ def fetch(path: str, *, stopping: bool = False) -> tuple[int, dict[str, Any], di
 @pytest.mark.parametrize("path", ["/api/v1/projects/p1/events/e1", "/api/v1/projects/p1/events"])
 def test_what_a_stopping_worker_closed_answers_503_with_convoys_envelope(path: str) -> None:
     status, body, headers = fetch(path)
-    assert (status, body) == (503, {"status": False, "message": "worker is stopping, retry later"})
+    assert (status, body) == (503, {"status": False, "message": "worker is stopping, retry later", "data": None})
     assert headers["Retry-After"] == "1"
 
 
@@ -73,7 +73,7 @@ def test_a_kafka_error_a_handler_let_through_answers_503() -> None:
 def test_a_bug_answers_500_without_detail_and_logs_one_line_with_the_route(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="convoy_stream"):
         status, body, _ = fetch("/api/v1/projects/p1/sources")
-    assert (status, body) == (500, {"status": False, "message": "internal server error"})
+    assert (status, body) == (500, {"status": False, "message": "internal server error", "data": None})
     [line] = [r for r in caplog.records if r.name.startswith("convoy_stream")]
     message = line.getMessage()
     assert line.levelno == logging.ERROR and line.exc_info is None and "\n" not in message
