@@ -133,13 +133,14 @@ def main(argv: list[str] | None = None) -> None:
                        help="require SCRAM-SHA-256/512 from clients; repeatable")
     kafka.set_defaults(func=cmd_kafka)
     args = parser.parse_args(argv)
+    from .embedded_kafka import KafkaStartError
     from .kafka_connection import SettingError
     from .kafka_preflight import ClusterUnusable
     from .topic_layout import TopicMismatch
 
     try:
         args.func(args)
-    except (SettingError, ClusterUnusable, TopicMismatch) as exc:
+    except (SettingError, ClusterUnusable, TopicMismatch, KafkaStartError) as exc:
         # A setting or cluster the worker cannot run with: one line that says what to do.
         sys.exit(f"convoy-stream: {exc}")
 

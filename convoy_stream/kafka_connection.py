@@ -32,6 +32,21 @@ MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
 MSK_SIGNER = "aws_msk_iam_sasl_signer"
 
 
+#: Each field of `KafkaConnection` and the environment variable it is read from.
+ENV = {
+    "bootstrap": "KAFKA_BOOTSTRAP_SERVERS",
+    "security_protocol": "KAFKA_SECURITY_PROTOCOL",
+    "sasl_mechanism": "KAFKA_SASL_MECHANISM",
+    "sasl_username": "KAFKA_SASL_USERNAME",
+    "sasl_password": "KAFKA_SASL_PASSWORD",
+    "ssl_ca_file": "KAFKA_SSL_CA_FILE",
+    "ssl_cert_file": "KAFKA_SSL_CERT_FILE",
+    "ssl_key_file": "KAFKA_SSL_KEY_FILE",
+    "ssl_key_password": "KAFKA_SSL_KEY_PASSWORD",
+    "aws_region": "AWS_REGION",
+}
+
+
 class SettingError(ValueError):
     """A setting is wrong; the message is one line that names it (the process stops with it)."""
 
@@ -103,20 +118,15 @@ class KafkaConnection:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "KafkaConnection":
         env = os.environ if env is None else env
-        values: dict[str, Any] = dict(
-            bootstrap=env.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
-            security_protocol=env.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT"),
-            sasl_mechanism=env.get("KAFKA_SASL_MECHANISM", ""),
-            sasl_username=env.get("KAFKA_SASL_USERNAME", ""),
-            sasl_password=env.get("KAFKA_SASL_PASSWORD", ""),
-            ssl_ca_file=env.get("KAFKA_SSL_CA_FILE", ""),
-            ssl_cert_file=env.get("KAFKA_SSL_CERT_FILE", ""),
-            ssl_key_file=env.get("KAFKA_SSL_KEY_FILE", ""),
-            ssl_key_password=env.get("KAFKA_SSL_KEY_PASSWORD", ""),
-            aws_region=env.get("AWS_REGION", "") or env.get("AWS_DEFAULT_REGION", ""),
-        )
+        values: dict[str, Any] = {name: env.get(var, "") for name, var in ENV.items()}
+        values["bootstrap"] = values["bootstrap"] or "127.0.0.1:9092"
+        values["aws_region"] = values["aws_region"] or env.get("AWS_DEFAULT_REGION", "")
         values.update(overrides)
         return cls(**values)
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that gives a child process this connection (secrets included)."""
+        return {var: str(getattr(self, name)) for name, var in ENV.items() if getattr(self, name)}
 
     # -- what it means ---------------------------------------------------------------
 

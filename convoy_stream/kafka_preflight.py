@@ -4,8 +4,9 @@ aiokafka answers wrong credentials, an untrusted certificate and an unreachable 
 with "Unable to bootstrap" after logging each attempt, and Faust then retries forever. So the
 worker first connects to each bootstrap server itself, concurrently, with the same settings as
 every client, and `check_cluster` raises `ClusterUnusable` with the cause (authentication
-failed for user X, certificate not trusted, no broker reachable at ...) within
-`CONNECT_TIMEOUT` seconds. One server that answers and accepts the credentials is enough.
+failed for user X, certificate not trusted, no broker reachable at ...) within twice
+`CONNECT_TIMEOUT` seconds. One bootstrap server that accepts the credentials is enough; every
+broker the cluster then advertises must accept them too.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import socket
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from aiokafka.errors import AuthenticationFailedError, KafkaError, SaslAuthenticationFailed, UnsupportedSaslMechanismError
 
@@ -42,23 +44,50 @@ def quiet_aiokafka(level: int = logging.CRITICAL) -> Iterator[None]:
 
 
 async def check_cluster(kafka: KafkaConnection, timeout: float = CONNECT_TIMEOUT) -> None:
-    """Return once one bootstrap server accepts a connection with these settings."""
+    """Return once a bootstrap server accepts these settings and every broker it advertises does.
+
+    Clients learn the brokers' addresses from the cluster (`advertised.listeners`), so a
+    cluster reached through its bootstrap address may still be unusable from here (a container
+    host name, a private address): that is named too.
+    """
     with quiet_aiokafka():
         outcomes = await asyncio.gather(*(_try(kafka, host, port, timeout) for host, port in kafka.hosts))
-    if any(outcome is None for outcome in outcomes):
-        return
+        connected = [outcome for outcome in outcomes if not isinstance(outcome, tuple)]
+        if connected:
+            try:
+                advertised = await _advertised(connected[0], timeout)
+            finally:
+                for conn in connected:
+                    conn.close()
+            checks = await asyncio.gather(*(_try(kafka, host, port, timeout) for host, port in advertised))
+            for (host, port), outcome in zip(advertised, checks):
+                if isinstance(outcome, tuple):
+                    raise ClusterUnusable(
+                        f"the cluster advertises broker {host}:{port}, which fails from here ({outcome[1]}): its "
+                        "advertised.listeners must be an address clients can reach")
+                outcome.close()
+            return
+    failures = [outcome for outcome in outcomes if isinstance(outcome, tuple)]
     # The most telling cause wins: credentials and certificates before plain unreachability.
     for kind in ("auth", "tls", "protocol"):
-        for outcome in outcomes:
-            if outcome is not None and outcome[0] == kind:
-                raise ClusterUnusable(outcome[1])
+        for failure in failures:
+            if failure[0] == kind:
+                raise ClusterUnusable(failure[1])
     where = ", ".join(f"{host}:{port} ({outcome[1]})" for (host, port), outcome in zip(kafka.hosts, outcomes)
-                      if outcome is not None)
+                      if isinstance(outcome, tuple))
     raise ClusterUnusable(f"no Kafka broker reachable at {where}: check KAFKA_BOOTSTRAP_SERVERS and the network")
 
 
-async def _try(kafka: KafkaConnection, host: str, port: int, timeout: float) -> tuple[str, str] | None:
-    """None when `host:port` connected and authenticated, else (kind, one-line cause)."""
+async def _advertised(conn: Any, timeout: float) -> list[tuple[str, int]]:
+    """The (host, port) of every live broker, as the cluster tells its clients."""
+    from aiokafka.protocol.metadata import MetadataRequest
+
+    response = await asyncio.wait_for(conn.send(MetadataRequest([])), timeout)
+    return sorted({(str(broker[1]), int(broker[2])) for broker in response.brokers})
+
+
+async def _try(kafka: KafkaConnection, host: str, port: int, timeout: float) -> Any:
+    """The open connection when `host:port` connected and authenticated, else (kind, one-line cause)."""
     from aiokafka.conn import create_conn
 
     options = kafka.client_options()
@@ -68,9 +97,10 @@ async def _try(kafka: KafkaConnection, host: str, port: int, timeout: float) -> 
         conn = await asyncio.wait_for(
             create_conn(host, port, client_id="convoy-stream-preflight", request_timeout_ms=int(timeout * 1000),
                         **options), timeout)
-    except (SaslAuthenticationFailed, AuthenticationFailedError) as exc:
-        return "auth", (f"authentication failed for user {kafka.sasl_username or '(IAM)'} with "
-                        f"{kafka.sasl_mechanism} at {where}: {_first_line(exc) or 'wrong user name or password'}")
+    except (SaslAuthenticationFailed, AuthenticationFailedError):
+        return "auth", (f"authentication failed for user {kafka.sasl_username or '(AWS IAM)'} with "
+                        f"{kafka.sasl_mechanism} at {where}: wrong user name or password (KAFKA_SASL_USERNAME, "
+                        "KAFKA_SASL_PASSWORD), or the user does not exist for this mechanism")
     except UnsupportedSaslMechanismError as exc:
         return "auth", f"{where} refuses KAFKA_SASL_MECHANISM={kafka.sasl_mechanism}: {_first_line(exc)}"
     except ssl.SSLCertVerificationError as exc:
@@ -87,17 +117,16 @@ async def _try(kafka: KafkaConnection, host: str, port: int, timeout: float) -> 
         return "tls", f"TLS handshake with {where} failed: {reason}"
     except (ConnectionRefusedError, socket.gaierror, asyncio.TimeoutError) as exc:
         return "unreachable", _unreachable(exc, timeout)
-    except (KafkaError, OSError, EOFError) as exc:
-        if kafka.uses_tls and isinstance(exc, (ConnectionResetError, EOFError)):
-            # TLS 1.3 reports a refused client certificate after the handshake, as a reset.
+    except (KafkaError, ConnectionResetError, BrokenPipeError, EOFError):
+        if kafka.uses_tls:
+            # TLS 1.3 reports a refused client certificate after the handshake, as a closed connection.
             return "tls", (f"{where} closed the TLS connection: does it require a client certificate "
-                           "(KAFKA_SSL_CERT_FILE, KAFKA_SSL_KEY_FILE) or another CA?")
-        if not kafka.uses_tls:
-            return "protocol", (f"{where} closed the connection without a Kafka answer: is it a TLS or SASL listener "
-                                f"(KAFKA_SECURITY_PROTOCOL={kafka.security_protocol})?")
-        return "unreachable", _first_line(exc) or type(exc).__name__
-    conn.close()
-    return None
+                           "(KAFKA_SSL_CERT_FILE, KAFKA_SSL_KEY_FILE), or is it not a TLS listener?")
+        return "protocol", (f"{where} closed the connection without a Kafka answer: is it a TLS or SASL listener "
+                            f"(KAFKA_SECURITY_PROTOCOL={kafka.security_protocol})?")
+    except OSError as exc:  # no route to host, network unreachable, ...
+        return "unreachable", exc.strerror or type(exc).__name__
+    return conn
 
 
 def _unreachable(exc: BaseException, timeout: float) -> str:

@@ -23,6 +23,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from convoy_stream.embedded_kafka import free_port
+from convoy_stream.kafka_connection import KafkaConnection, client_options
 
 
 @dataclass
@@ -33,6 +34,8 @@ class Worker:
     admin_token: str
     port: int = field(default_factory=free_port)
     env: dict[str, str] = field(default_factory=dict)
+    #: The app's cluster with TLS/SASL settings; `bootstrap` alone means plaintext.
+    kafka: KafkaConnection | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -53,6 +56,7 @@ class Worker:
             "CONVOY_STREAM_APP_ID": self.app_id,
             "CONVOY_STREAM_ADMIN_TOKEN": self.admin_token,
             "CONVOY_STREAM_LOG_LEVEL": "info",
+            **(self.kafka.to_env() if self.kafka else {}),
             **self.env,
         }
         log = open(self.log_path, "ab")
@@ -108,11 +112,14 @@ def eventually(check: Callable[[], Any], timeout: float = 20, interval: float = 
     pytest.fail(f"condition not met within {timeout}s; last value: {last!r}")
 
 
-def read_topic(bootstrap: str, topic: str, *, until: Callable[[list[dict[str, Any]]], bool], timeout: float = 20) -> list[dict[str, Any]]:
-    """Every JSON record of `topic` from the beginning, once `until(records)` holds."""
+def read_topic(bootstrap: str | KafkaConnection, topic: str, *, until: Callable[[list[dict[str, Any]]], bool], timeout: float = 20) -> list[dict[str, Any]]:
+    """Every JSON record of `topic` from the beginning, once `until(records)` holds.
+
+    `bootstrap` is a plaintext bootstrap string or the app's connection settings (TLS, SASL).
+    """
 
     async def consume() -> list[dict[str, Any]]:
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+        consumer = AIOKafkaConsumer(topic, **client_options(bootstrap), auto_offset_reset="earliest",
                                     enable_auto_commit=False, group_id=None)
         await consumer.start()
         records: list[dict[str, Any]] = []
@@ -137,7 +144,7 @@ def read_topic(bootstrap: str, topic: str, *, until: Callable[[list[dict[str, An
     return records
 
 
-def all_committed(bootstrap: str, app_id: str, topic: str, timeout: float = 30, partitions: int = 8) -> None:
+def all_committed(bootstrap: str | KafkaConnection, app_id: str, topic: str, timeout: float = 30, partitions: int = 8) -> None:
     """Wait until the worker group has committed every record of `<app_id>-<topic>`.
 
     The agents commit only what they wrote (`agent_commits.py`): a record left uncommitted
@@ -149,7 +156,7 @@ def all_committed(bootstrap: str, app_id: str, topic: str, timeout: float = 30, 
 
     async def lag() -> dict[int, int]:
         committed = await committed_offsets(bootstrap, app_id, topic)
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+        consumer = AIOKafkaConsumer(**client_options(bootstrap))
         await consumer.start()
         try:
             ends = await consumer.end_offsets([TopicPartition(name, p) for p in range(partitions)])
@@ -166,11 +173,11 @@ def all_committed(bootstrap: str, app_id: str, topic: str, timeout: float = 30, 
     assert not left, f"records of {name} never committed, per partition: {left}"
 
 
-async def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+async def committed_offsets(bootstrap: str | KafkaConnection, group: str, topic: str) -> dict[int, int]:
     """The consumer group `group`'s committed offset per partition of `<group>-<topic>`."""
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(bootstrap))
     await admin.start()
     try:
         committed = await admin.list_consumer_group_offsets(group)
