@@ -579,7 +579,17 @@ class EmbeddedKafka:
         """Format the KRaft storage once (fixed cluster id), with the SCRAM users' credentials
         in the first metadata records. Skipped when meta.properties exists, so restarts keep
         their data (and their users)."""
+        users_file = self.data_dir / "scram-users"     # names only, never passwords
         if (self.log_dirs / "meta.properties").exists():
+            try:
+                formatted = set(users_file.read_text().split())
+            except OSError:
+                formatted = set()
+            if set(self.scram_users) != formatted:
+                raise KafkaStartError(
+                    f"{self.data_dir} was formatted with SCRAM users {sorted(formatted) or 'none'}, "
+                    f"asked for {sorted(self.scram_users) or 'none'}: users are set when the storage "
+                    "is first formatted; delete the data dir to start over with other users")
             return
         scram: list[str] = []
         for name, password in self.scram_users.items():
@@ -595,6 +605,7 @@ class EmbeddedKafka:
                 out = out.replace(password, "***")
             raise KafkaStartError(f"formatting KRaft storage in {self.log_dirs} failed "
                                   f"(exit {res.returncode}):\n{out[-4000:]}")
+        users_file.write_text("".join(f"{name}\n" for name in self.scram_users))
 
     # -- lifecycle ------------------------------------------------------------------------
 

@@ -78,3 +78,14 @@ def test_scram_user_arguments() -> None:
     assert parse_users(["admin:se:cret", "app:x"]) == {"admin": "se:cret", "app": "x"}
     with pytest.raises(SystemExit, match="USER:PASSWORD"):
         parse_users(["admin"])
+
+
+def test_a_data_dir_formatted_with_other_scram_users_is_refused_not_silently_reused(tmp_path: Path) -> None:
+    node = EmbeddedKafka(9092, tmp_path, internal_port=9093, scram_users={"admin": "x"})
+    node.log_dirs.mkdir(parents=True)
+    (node.log_dirs / "meta.properties").write_text("cluster.id=c\n")   # formatted earlier ...
+    (tmp_path / "scram-users").write_text("alice\n")                   # ... for alice
+    with pytest.raises(KafkaStartError, match=r"formatted with SCRAM users \['alice'\], asked for \['admin'\]"):
+        node._format_storage()
+    (tmp_path / "scram-users").write_text("admin\n")
+    node._format_storage()                                             # same users: reused as is
