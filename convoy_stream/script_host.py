@@ -1,6 +1,6 @@
 """The process that runs tenants' JavaScript (V8 through mini-racer), one request at a time.
 
-The worker starts a few of these (`script_runners`) and sends each request over a socket: a
+The worker starts a few of these (`CONVOY_STREAM_SCRIPT_RUNNERS`) and sends each request over a socket: a
 script, a value and the limits. Scripts run here, not in the worker, because V8 stops the whole
 process on some inputs ("Fatal JavaScript invalid size error" for an array of 2^27 elements,
 which a one-line script builds): here that ends one request and this process, which the worker
@@ -12,8 +12,8 @@ Limits, for every request:
 - memory: V8's heap is capped at `max_memory` (V8 terminates the script when a garbage
   collection finds it above); memory V8 keeps outside its heap (ArrayBuffer, typed arrays,
   WebAssembly) is not offered to scripts. A run may briefly exceed the cap by what it allocates
-  between two collections; a process left larger than `RETIRE_RSS` after a request exits, and
-  the worker starts a fresh one.
+  between two collections; a process left larger than the size the worker gives it
+  (`ScriptLimits.retire_rss`) after a request exits, and the worker starts a fresh one.
 - output: `max_output` characters of result, and of console lines (collected for
   `test_function` only).
 
@@ -144,9 +144,9 @@ def call(context: MiniRacer, value_json: str, limits: _Limits, *, with_log: bool
     result = orjson.loads(reply) if isinstance(reply, str) else {}
     if not isinstance(result, dict):
         raise ScriptFailure("transform returned nothing")
-    if "over" in result:
-        raise ScriptFailure(f"transform's result exceeds the output limit of {size_text(limits.max_output)}")
     out, log = result.get("out"), result.get("log")
+    if "over" in result or (isinstance(out, str) and len(out) > limits.max_output):  # the script may replace the wrapper
+        raise ScriptFailure(f"transform's result exceeds the output limit of {size_text(limits.max_output)}")
     if not isinstance(out, str):
         raise ScriptFailure("transform returned nothing")
     if not with_log:
@@ -167,10 +167,15 @@ def _settle(context: MiniRacer, limits: _Limits) -> None:
         raise JSOOMException()
 
 
+#: Characters of a script's own error message kept in the reason (a script chooses its length).
+MAX_REASON = 500
+
+
 def _first_line(exc: Exception) -> str:
     """V8's message without the source excerpt and stack: `<anonymous>:1: Error: boom` -> `Error: boom`."""
     line = (str(exc).splitlines() or [""])[0]
-    return line.split(": ", 1)[1] if line.startswith("<anonymous>:") and ": " in line else line
+    line = line.split(": ", 1)[1] if line.startswith("<anonymous>:") and ": " in line else line
+    return line if len(line) <= MAX_REASON else line[:MAX_REASON] + "..."
 
 
 class Host:

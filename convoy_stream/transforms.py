@@ -245,8 +245,3 @@ def in_script_pool(project_id: str, work: Callable[[], T]) -> Awaitable[T]:
     fairly across projects, never on the event loop."""
     return _pool.run(project_id, work)
 
-
-def script_processes() -> list[int]:
-    """Process ids of the running script processes (tests)."""
-    return [r.process.pid for r in _runners._all if r.process is not None and r.process.poll() is None]  # noqa: SLF001
-

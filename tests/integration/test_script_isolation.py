@@ -143,3 +143,15 @@ def test_a_looping_body_function_of_one_project_does_not_delay_another_projects_
     letters = eventually(lambda: len(found := dead_letters(a)) == A_MESSAGES and found, timeout=120)
     for letter in letters:
         assert letter["reason"].startswith("body_function: script exceeded its time limit of "), letter
+
+
+def test_a_script_that_makes_v8_abort_costs_one_answer_not_the_worker(isolation_worker: Worker) -> None:
+    """V8 ends its whole process on an array longer than it allows: a one-line script."""
+    a = new_project(isolation_worker, "aborting")
+    fatal = "function transform(p) { return ('y'.repeat(2 ** 27) + p.n).split('').length }"
+    answer = a.post("/sources/test_function", {"payload": {"n": 12345}, "function": fatal, "type": "body"})
+    assert answer.status_code == 400 and answer.json()["message"].startswith("script made V8 abort its process"), answer.text
+    assert httpx.get(isolation_worker.url + "/health", timeout=10).status_code == 200
+    ok = a.post("/sources/test_function", {"payload": {"event_type": "e", "data": {}}, "type": "body",
+                                           "function": "function transform(p) { return p }"})
+    assert ok.status_code == 200 and ok.json()["data"]["payload"] == {"event_type": "e", "data": {}}, ok.text

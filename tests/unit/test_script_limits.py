@@ -75,6 +75,12 @@ def test_test_function_output_is_bounded() -> None:
     assert len(transforms.run(big, {}, project="p-output")["data"]["blob"]) == 70 * 1024
 
 
+def test_a_scripts_own_error_message_is_cut_short() -> None:
+    with pytest.raises(TransformError) as failure:
+        transforms.run("function transform(p) { throw new Error('e'.repeat(1000000)) }", {}, project="p-error")
+    assert str(failure.value).startswith("transform threw: Error: eee") and len(str(failure.value)) < 600
+
+
 def test_projects_never_share_a_scripts_globals() -> None:
     script = "var seen = []; function transform(p) { seen.push(p.n); return seen }"
     assert transforms.run(script, {"n": 1}, project="p-one") == [1]
