@@ -48,10 +48,16 @@ async def is_known_duplicate(request: web.Request, project_id: str, key: str) ->
 
 
 async def _ensure_subscription(c: Context, endpoint: dict[str, Any], event_types: list[str] | None = None) -> None:
-    """Convoy gives an endpoint with no subscription a catch-all one (stored, so it is listed)."""
+    """Convoy gives an endpoint with no subscription a catch-all one (stored, so it is listed).
+
+    Its uid is the endpoint's catch-all uid, not a new one: the first events for an endpoint,
+    arriving together on several workers (or on one, while the first write is in flight),
+    each find no subscription and store one; with a new uid each, every later event of the
+    endpoint had two deliveries.
+    """
     if not c.config.subscriptions_for_endpoint(endpoint["uid"]):
         stamp = now()
-        subscription = catch_all_subscription(endpoint) | {"uid": new_ulid(), "created_at": stamp, "updated_at": stamp, "deleted_at": None}
+        subscription = catch_all_subscription(endpoint) | {"created_at": stamp, "updated_at": stamp, "deleted_at": None}
         subscription["filter_config"]["event_types"] = event_types or ["*"]
         await c.config.put("subscription", subscription["uid"], subscription)
 
