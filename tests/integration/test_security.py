@@ -86,7 +86,7 @@ class Env:
 
     def project(self, kind: str) -> Tenant:
         response = self.call("POST", "/api/v1/projects", ADMIN_TOKEN, record=False,
-                             json={"name": f"sec-{secrets.token_hex(3)}", "type": kind, "config": {"max_payload_read_size": 1 << 20}})
+                             json={"name": f"sec-{secrets.token_hex(3)}", "type": kind, "config": {"max_payload_read_size": 1_000_000}})
         assert response.status_code == 201, response.text
         data = response.json()["data"]
         return Tenant(data["project"]["uid"], data["api_key"]["key"])
