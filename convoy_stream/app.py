@@ -20,12 +20,12 @@ from .agent_commits import AgentCommits
 from .ids import partition_of
 from .ingest_feed import FeedConductor, IngestFeed
 from .ingestion import Tables
-from .kafka_preflight import quiet_aiokafka
+from .kafka_preflight import check_cluster, quiet_aiokafka
 from .liveness import Liveness
 from .publisher import DOWNSTREAM_MAX_BYTES, Publisher, anchor_group, anchor_records
 from .records import Delivery, IngestRecord
 from .settings import Settings
-from .topic_layout import Layout, TopicSpec, prepare_cluster
+from .topic_layout import Layout, TopicSpec, broker_count, ensure_layout, resolve_layout
 
 log = logging.getLogger(__name__)
 
@@ -218,11 +218,13 @@ async def create_topics() -> Layout:
     topic ("Ignoring missing topic") and never consumes it. Raises `ClusterUnusable`,
     `SettingError` or `TopicMismatch` (one line each) when the worker cannot run.
     """
-    layout = await prepare_cluster(settings.kafka, topic_specs(), settings.replication_factor,
-                                   settings.min_insync_replicas)
-    # Anything Faust would still create gets the same replication.
-    app.conf.topic_replication_factor = layout.replication_factor
-    with quiet_aiokafka():  # a new cluster's group coordinator is not available at once
+    await check_cluster(settings.kafka)
+    with quiet_aiokafka():
+        brokers = await broker_count(settings.kafka)
+        layout = resolve_layout(settings.replication_factor, settings.min_insync_replicas, brokers)
+        # Anything Faust would still create gets the same replication.
+        app.conf.topic_replication_factor = layout.replication_factor
+        await ensure_layout(settings.kafka, topic_specs(), layout, brokers=brokers)
         names = [ingest_topic.get_topic_name(), dead_letter_topic.get_topic_name()]
         await anchor_group(settings.kafka, settings.app_id, anchor_records(*names), settings.partitions)
     return layout

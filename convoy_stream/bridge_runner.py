@@ -145,22 +145,35 @@ async def stop_bridges(app: Any) -> None:
         await bridges.stop()
 
 
+async def prepare_cluster(settings: Any) -> None:
+    """What a bridge process writes or reads, created replicated as the worker creates it.
+
+    Raises `ClusterUnusable`, `SettingError` or `TopicMismatch` (one line) when it cannot run.
+    """
+    from .kafka_preflight import check_cluster, quiet_aiokafka
+    from .topic_layout import TopicSpec, broker_count, ensure_layout, resolve_layout
+
+    await check_cluster(settings.kafka)
+    with quiet_aiokafka():
+        brokers = await broker_count(settings.kafka)
+        layout = resolve_layout(settings.replication_factor, settings.min_insync_replicas, brokers)
+        await ensure_layout(settings.kafka, [
+            TopicSpec(f"{settings.app_id}-ingest", settings.partitions),
+            TopicSpec(f"{settings.app_id}-dead-letters", settings.partitions),
+            TopicSpec(f"{settings.app_id}-config", 1, compacted=True),
+        ], layout, brokers=brokers)
+
+
 async def run_standalone() -> None:
     """Config view + publisher + bridges, no Faust worker: a process that only bridges."""
     import signal
 
     from . import log_redaction
     from .settings import Settings
-    from .topic_layout import TopicSpec, prepare_cluster
 
     log_redaction.install()
     settings = Settings.from_env()
-    # What a bridge process writes or reads, created as the worker creates it.
-    await prepare_cluster(settings.kafka, [
-        TopicSpec(f"{settings.app_id}-ingest", settings.partitions),
-        TopicSpec(f"{settings.app_id}-dead-letters", settings.partitions),
-        TopicSpec(f"{settings.app_id}-config", 1, compacted=True),
-    ], settings.replication_factor, settings.min_insync_replicas)
+    await prepare_cluster(settings)
     transforms.configure(transforms.ScriptLimits.from_settings(settings))
     publisher = Publisher(settings.kafka, ingest_topic=f"{settings.app_id}-ingest",
                           dead_letter_topic=f"{settings.app_id}-dead-letters", partitions=settings.partitions,

@@ -105,22 +105,6 @@ async def broker_count(kafka: str | KafkaConnection) -> int:
         await admin.close()
 
 
-async def prepare_cluster(kafka: KafkaConnection, specs: list[TopicSpec], replication_factor: int,
-                          min_insync_replicas: int) -> Layout:
-    """Check the connection, resolve the layout from the cluster, create or check `specs`.
-
-    Raises `ClusterUnusable`, `SettingError` or `TopicMismatch`, each one line, when the
-    process cannot run on this cluster.
-    """
-    from .kafka_preflight import check_cluster, quiet_aiokafka
-
-    await check_cluster(kafka)
-    with quiet_aiokafka():
-        layout = resolve_layout(replication_factor, min_insync_replicas, await broker_count(kafka))
-        await ensure_layout(kafka, specs, layout)
-    return layout
-
-
 async def ensure_layout(kafka: str | KafkaConnection, specs: list[TopicSpec], layout: Layout,
                         timeout: float = 30, *, brokers: int | None = None) -> None:
     """Check the topics that exist, create the missing ones, wait until all have leaders.
