@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from convoy_stream.kafka_connection import KafkaConnection
+from convoy_stream.limits import DEFAULT_MAX_BRIDGE_WORKERS, DEFAULT_MAX_SOURCE_WORKERS
 
 from .base import (
     DEFAULT_BATCH_SIZE,
@@ -38,8 +39,6 @@ from .base import (
     run_consumer,
     source_secrets,
 )
-from convoy_stream.limits import DEFAULT_MAX_BRIDGE_WORKERS, DEFAULT_MAX_SOURCE_WORKERS
-
 from .registry import BROKERS, broker_of, consumer_for
 
 log = logging.getLogger(__name__)

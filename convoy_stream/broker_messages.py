@@ -14,6 +14,7 @@ import orjson
 from bridges.base import BrokerMessage, InvalidMessage
 
 from . import transforms
+from .limits import forwardable
 from .records import IngestRecord
 from .routing import ConfigView
 from .validation import merge_broker_headers, message_type, validate_broker_message
@@ -32,7 +33,7 @@ def to_record(source: Mapping[str, Any], message: BrokerMessage, *, config: Conf
     custom = fields.get("custom_headers") or {}
     headers = merge_broker_headers(message.headers, custom)
     headers[BROKER_MESSAGE_ID] = message.message_id
-    headers = _transformed_headers(source, headers)
+    headers = forwardable(_transformed_headers(source, headers))
     kind = message_type(headers, {})
     project_id = str(source["project_id"])
     endpoint_id = fields.get("endpoint_id") or ""

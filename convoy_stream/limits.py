@@ -107,6 +107,12 @@ def header_map_problem(headers: Mapping[str, Any]) -> str | None:
     return None
 
 
+def forwardable(headers: Mapping[str, str]) -> dict[str, str]:
+    """The entries of `headers` that can be HTTP headers: a broker's own headers (Kafka record
+    headers, AMQP properties) are not the tenant's JSON, so an unusable one is dropped, not fatal."""
+    return {name: value for name, value in headers.items() if header_problem(name, value) is None}
+
+
 def is_token(name: str) -> bool:
     """An RFC 9110 token (a valid header name) of reasonable length."""
     return bool(_TOKEN.fullmatch(name)) and len(name.encode()) <= MAX_HEADER_NAME_BYTES

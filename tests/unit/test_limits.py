@@ -292,3 +292,16 @@ async def test_the_manager_does_not_start_a_stored_source_the_network_policy_ref
         assert status["01B"]["running"] == 1 and len(made) == 1
     finally:
         await manager.stop()
+
+
+def test_broker_headers_that_cannot_be_http_headers_are_not_forwarded() -> None:
+    from bridges.base import BrokerMessage
+    from convoy_stream.broker_messages import to_record
+
+    body = orjson.dumps({"event_type": "t", "data": {}})
+    headers = {"X-Ok": "fine", "X-Bad": "v\r\nInjected: 1", "Bad Name": "v", "x-convoy-message-type": "broadcast"}
+    message = BrokerMessage(body=body, headers=headers, message_id="m-1", delivery_id="m-1")
+    record = to_record({"uid": "src", "project_id": "proj", "pub_sub": {"type": "kafka"}}, message,
+                       config=None, event_id=lambda key: "01EVENT", now="now")  # type: ignore[arg-type]
+    assert record.headers == {"x-ok": "fine", "x-convoy-message-type": "broadcast", "x-broker-message-id": "m-1"}
+    assert record.forward_headers == record.headers
