@@ -32,6 +32,7 @@ class Collector:
     flaky_failures: int = 2
     hang: bool = True
     delay: float = 0.0  # seconds each successful handle takes (a stream in progress)
+    paused: bool = False  # while set, successful handles wait (the stream stays unfinished)
     handled: list[tuple[Mapping[str, Any], BrokerMessage]] = field(default_factory=list)
     dead: list[tuple[Mapping[str, Any], BrokerMessage, str]] = field(default_factory=list)
     attempts: Counter[bytes] = field(default_factory=Counter)
@@ -52,6 +53,8 @@ class Collector:
             await asyncio.Event().wait()
         if self.delay:
             await asyncio.sleep(self.delay)
+        while self.paused:
+            await asyncio.sleep(0.01)
         self.handled.append((source, message))
 
     async def dead_letter(self, source: Mapping[str, Any], message: BrokerMessage, reason: str) -> None:

@@ -219,6 +219,36 @@ def all_committed(bootstrap: str | KafkaConnection, app_id: str, topic: str, tim
     assert not left, f"records of {name} never committed, per partition: {left}"
 
 
+def committed_while_progressing(bootstrap: str | KafkaConnection, app_id: str, topic: str, *, stall: float = 60,
+                                partitions: int = 8) -> None:
+    """Wait until the worker group has committed every record of `<app_id>-<topic>`, for as
+    long as it keeps committing: fail only when nothing more was committed for `stall`
+    seconds (a stuck worker), not because a busy machine drains a large backlog slowly."""
+    from aiokafka import TopicPartition
+
+    name = f"{app_id}-{topic}"
+
+    async def lag() -> int:
+        committed = await committed_offsets(bootstrap, app_id, topic)
+        consumer = AIOKafkaConsumer(**client_options(bootstrap))
+        await consumer.start()
+        try:
+            ends = await consumer.end_offsets([TopicPartition(name, p) for p in range(partitions)])
+        finally:
+            await consumer.stop()
+        return sum(max(0, end - committed.get(tp.partition, 0)) for tp, end in ends.items())
+
+    left = asyncio.run(lag())
+    progress_at = time.monotonic()
+    while left:
+        assert time.monotonic() - progress_at < stall, f"{name}: {left} records uncommitted, none committed for {stall}s"
+        time.sleep(1)
+        now = asyncio.run(lag())
+        if now < left:
+            progress_at = time.monotonic()
+        left = now
+
+
 async def committed_offsets(bootstrap: str | KafkaConnection, group: str, topic: str) -> dict[int, int]:
     """The consumer group `group`'s committed offset per partition of `<group>-<topic>`."""
     from aiokafka.admin import AIOKafkaAdminClient
