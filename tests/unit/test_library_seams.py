@@ -191,6 +191,9 @@ SEAMS: tuple[Seam, ...] = (
     Seam("faust.models.record:Record", "_BUILD_init", CLASSMETHOD, "records.py _assemble (what __init__ stores)",
          calls=("self.__evaluated_fields__ = set()",)),
     Seam("faust.models.record:Record", "to_representation", METHOD, "codecs.py dumps_record", ("self",)),
+    Seam("faust.models.record:Record", "_options", ATTRIBUTE, "records.py _REQUIRED, _assemble"),
+    Seam("instance:record_options", "fields", ATTRIBUTE, "records.py _REQUIRED (a record's field names)"),
+    Seam("instance:record_options", "defaults", ATTRIBUTE, "records.py _REQUIRED, _assemble (default values)"),
     # -- convoy_stream/codecs.py: the orjson codec overrides Codec's private hooks -----------
     Seam("faust.serializers.codecs:Codec", "_dumps", METHOD, "codecs.py OrJSON._dumps (override)", ("self", "s")),
     Seam("faust.serializers.codecs:Codec", "_loads", METHOD, "codecs.py OrJSON._loads (override)", ("self", "s")),
@@ -235,6 +238,12 @@ class _Instances(dict[str, Any]):
         elif key in ("aiokafka_producer", "aiokafka_client"):
             self["aiokafka_producer"] = producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:1")
             self["aiokafka_client"] = producer.client
+        elif key == "record_options":
+            class Probe(faust.Record):
+                required: str
+                optional: int = 1
+
+            self[key] = Probe._options
         elif key == "aiokafka_consumer":
             self[key] = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1")
         return self[key]
