@@ -259,6 +259,8 @@ async def real_instances() -> Any:
             for key in ("aiokafka_consumer", "aiokafka_producer"):
                 if key in instances:
                     await instances[key].stop()
+            if "consumer" in instances:  # the consumer thread's loop, made at construction, never run
+                instances["consumer"]._thread.thread_loop.close()
 
 
 @pytest.mark.parametrize("seam", SEAMS, ids=[s.id for s in SEAMS])
