@@ -111,7 +111,9 @@ PROJECT_CONFIG = obj({
     "retention_policy_enabled": BOOLEAN,
     "disable_endpoint": BOOLEAN,
     "retention_policy": obj({"policy": {"type": "string", "example": "168h"}}),
-    "ratelimit": obj({"count": {"type": "integer", "minimum": 0}, "duration": {"type": "integer", "minimum": 0}}),
+    "ratelimit": obj({"count": {"type": "integer", "minimum": 0}, "duration": {"type": "integer", "minimum": 0}},
+                     description="Convoy's pacing of deliveries to endpoints: convoy-stream sends none, so only "
+                                 "Convoy's default (count 1000, duration 60) is accepted."),
     "strategy": obj({"type": {"type": "string", "enum": ["linear", "exponential"]},
                      "duration": {"type": "integer", "minimum": 0}, "retry_count": {"type": "integer", "minimum": 0}}),
     "signature": obj({"header": STRING, "versions": {"type": "array", "items": obj({

@@ -1,13 +1,17 @@
 """A worker that dies between the Kafka write and the broker ack: the broker redelivers the
 message, and it is stored as a duplicate, never delivered twice. One test per broker.
 
-The crash is real (SIGKILL of the worker process) and lands exactly in that window: the
-worker runs with `CONVOY_STREAM_TEST_ONLY_SIGKILL_AFTER_KAFKA_WRITE_OF` set to a marker that
-only this test's message carries (`bridge_runner.TEST_CRASH_AFTER_WRITE`), so it kills itself
-once its bridge has written that message durably to Kafka and before it acks it at the broker.
-The worker is then started again without the variable; the broker redelivers (RabbitMQ at once
-when the connection drops, SQS after the visibility timeout, Pub/Sub after the ack deadline,
-Kafka from the group's committed offset) and the test counts what came out.
+The crash is real (SIGKILL of the worker process) and lands in that window. For RabbitMQ, SQS
+and Pub/Sub the worker reaches its broker through an `AckHoldingProxy`: once the broker's
+delivery of the test's message has gone through, nothing from the worker reaches the broker,
+so its ack is withheld; the test waits for the message in Kafka and kills the worker. For
+Kafka no proxy can hold the commit, so the worker runs with
+`CONVOY_STREAM_TEST_ONLY_SIGKILL_AFTER_KAFKA_WRITE_OF` set to a marker only this message
+carries (`bridge_runner.TEST_CRASH_AFTER_WRITE`) and kills itself once the message is durably
+in Kafka, before the commit. The worker is then started again (the proxy forwarding
+faithfully, the variable unset); the broker redelivers (RabbitMQ at once when the connection
+drops, SQS after the visibility timeout, Pub/Sub after the ack deadline, Kafka from the
+group's committed offset) and the test counts what came out.
 
 No message carries an idempotency key and the RabbitMQ one has no `message_id`: only the
 broker's own identity of the message can recognise the redelivery (`redelivery_key`).
@@ -30,6 +34,7 @@ from google.cloud import pubsub_v1
 
 from convoy_stream.bridge_runner import TEST_CRASH_AFTER_WRITE
 from tests.conftest import ADMIN_TOKEN, Api
+from tests.support.ack_holding_proxy import AckHoldingProxy
 from tests.support.brokers import amqp_publish_raw
 from tests.support.workers import Worker, all_committed, eventually, read_to_end
 
@@ -47,11 +52,17 @@ def worker(kafka_broker: Any, pubsub_emulator: str, tmp_path_factory: pytest.Tem
         w.stop()
 
 
-def crash_once_and_recover(worker: Worker, pub_sub: dict[str, Any], publish: Callable[[bytes], None]) -> None:
-    """Start a worker that dies right after writing the message, publish it, restart the worker;
-    then check: one event and one duplicate, exactly one delivery (one delivery uid)."""
-    marker = "crash-" + secrets.token_hex(12)
-    worker.env[TEST_CRASH_AFTER_WRITE] = marker
+def crash_once_and_recover(worker: Worker, pub_sub: dict[str, Any], publish: Callable[[bytes], None], *,
+                           marker: str, proxy: AckHoldingProxy | None = None) -> None:
+    """Start a worker, publish the message, kill the worker once the message is in Kafka and
+    before the broker has its ack, restart the worker; then check: one event and one duplicate,
+    exactly one delivery (one delivery uid).
+
+    With a `proxy` (the broker's address in `pub_sub` or the worker's env is the proxy's) the
+    ack is withheld on the wire and the test kills the worker with SIGKILL; without one, the
+    worker kills itself at that point (`TEST_CRASH_AFTER_WRITE`)."""
+    if proxy is None:
+        worker.env[TEST_CRASH_AFTER_WRITE] = marker
     worker.start().wait_healthy()
     admin = httpx.Client(base_url=worker.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=15)
     data = admin.post("/api/v1/projects", json={"name": "redelivery", "type": "outgoing"}).json()["data"]
@@ -62,14 +73,19 @@ def crash_once_and_recover(worker: Worker, pub_sub: dict[str, Any], publish: Cal
     source = created.json()["data"]["uid"]
 
     publish(json.dumps({"endpoint_id": endpoint, "event_type": "redelivered", "data": {"marker": marker}}).encode())
-    assert worker.process is not None
-    eventually(lambda: worker.process.poll() is not None, timeout=60)  # type: ignore[union-attr]
-    assert worker.process.returncode == -9, worker.log_tail()
-    # it died after the write: the ingest record is in Kafka
     ingest = f"{worker.app_id}-ingest"
+    assert worker.process is not None
+    if proxy is None:
+        eventually(lambda: worker.process.poll() is not None, timeout=60)  # type: ignore[union-attr]
+        assert worker.process.returncode == -9, worker.log_tail()
+        del worker.env[TEST_CRASH_AFTER_WRITE]
+    else:
+        eventually(lambda: [r for r in read_to_end(worker.bootstrap, ingest) if marker in json.dumps(r)], timeout=60)
+        assert proxy.holding.is_set() and worker.process.poll() is None
+        worker.kill()  # SIGKILL: the ack it sent is still in the proxy
+        proxy.release()
+    # it died after the write: the ingest record is in Kafka
     assert [r for r in read_to_end(worker.bootstrap, ingest) if marker in json.dumps(r)], "killed before the Kafka write"
-
-    del worker.env[TEST_CRASH_AFTER_WRITE]
     worker.start().wait_healthy()
 
     def events_of_source() -> list[dict[str, Any]]:
@@ -87,9 +103,15 @@ def crash_once_and_recover(worker: Worker, pub_sub: dict[str, Any], publish: Cal
     worker.stop()
 
 
+def new_marker() -> str:
+    return "crash" + secrets.token_hex(12)  # letters and digits: unencoded on every broker's wire
+
+
 def test_rabbitmq_message_without_message_id(worker: Worker, rabbitmq: Any) -> None:
     queue = f"redeliver-{secrets.token_hex(4)}"
-    config = {"type": "amqp", "amqp": {"schema": "amqp", "host": rabbitmq.host, "port": str(rabbitmq.port), "vhost": "",
+    marker = new_marker()
+    proxy = AckHoldingProxy(rabbitmq.host, rabbitmq.port, marker.encode())
+    config = {"type": "amqp", "amqp": {"schema": "amqp", "host": "127.0.0.1", "port": str(proxy.port), "vhost": "",
                                        "queue": queue, "auth": {"user": rabbitmq.user, "password": rabbitmq.password},
                                        "bindExchange": {"exchange": "", "routingKey": ""}}}
 
@@ -98,7 +120,8 @@ def test_rabbitmq_message_without_message_id(worker: Worker, rabbitmq: Any) -> N
         eventually(lambda: _queue_exists(rabbitmq, queue), timeout=30)
         amqp_publish_raw(rabbitmq, "", queue, body, headers={"tenant": "t-1"})
 
-    crash_once_and_recover(worker, config, publish)
+    with proxy:
+        crash_once_and_recover(worker, config, publish, marker=marker, proxy=proxy)
     assert _queue_depth(rabbitmq, queue) == 0  # acked after the redelivery
 
 
@@ -107,9 +130,13 @@ def test_sqs(worker: Worker, sqs_server: str) -> None:
                        aws_secret_access_key="test")
     queue = f"redeliver-{secrets.token_hex(4)}"
     url = sqs.create_queue(QueueName=queue, Attributes={"VisibilityTimeout": "2"})["QueueUrl"]
-    config = {"type": "sqs", "sqs": {"access_key_id": "test", "secret_key": "test", "default_region": "us-east-1",
-                                     "queue_name": queue, "endpoint": sqs_server}}
-    crash_once_and_recover(worker, config, lambda body: sqs.send_message(QueueUrl=url, MessageBody=body.decode()) and None)
+    marker = new_marker()
+    host, port = sqs_server.removeprefix("http://").split(":")
+    with AckHoldingProxy(host, int(port), marker.encode()) as proxy:
+        config = {"type": "sqs", "sqs": {"access_key_id": "test", "secret_key": "test", "default_region": "us-east-1",
+                                         "queue_name": queue, "endpoint": f"http://{proxy.address}"}}
+        crash_once_and_recover(worker, config, lambda body: sqs.send_message(QueueUrl=url, MessageBody=body.decode()) and None,
+                               marker=marker, proxy=proxy)
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     assert (attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesNotVisible"]) == ("0", "0")
 
@@ -124,7 +151,15 @@ def test_pubsub(worker: Worker, pubsub_emulator: str, monkeypatch: pytest.Monkey
                                             "topic": topic, "ack_deadline_seconds": 10})
     config = {"type": "google", "google": {"project_id": GCP_PROJECT, "subscription_id": f"s-{suffix}",
                                            "service_account": base64.b64encode(b'{"type": "service_account"}').decode()}}
-    crash_once_and_recover(worker, config, lambda body: publisher.publish(topic, body).result(timeout=10) and None)
+    marker = new_marker()
+    host, port = pubsub_emulator.split(":")
+    with AckHoldingProxy(host, int(port), marker.encode()) as proxy:
+        worker.env["PUBSUB_EMULATOR_HOST"] = proxy.address  # the worker's gRPC channel goes through the proxy
+        try:
+            crash_once_and_recover(worker, config, lambda body: publisher.publish(topic, body).result(timeout=10) and None,
+                                   marker=marker, proxy=proxy)
+        finally:
+            worker.env["PUBSUB_EMULATOR_HOST"] = pubsub_emulator
 
 
 def test_kafka(worker: Worker, kafka_broker: Any) -> None:
@@ -141,7 +176,9 @@ def test_kafka(worker: Worker, kafka_broker: Any) -> None:
                 await producer.stop()
         asyncio.run(produce())
 
-    crash_once_and_recover(worker, config, publish)
+    # no proxy can hold a Kafka commit (clients connect to the brokers the cluster advertises):
+    # the worker kills itself between the write and the commit
+    crash_once_and_recover(worker, config, publish, marker=new_marker())
 
 
 def _queue_exists(node: Any, queue: str) -> bool:

@@ -38,7 +38,7 @@ from hypothesis import strategies as st
 from convoy_stream.embedded_kafka import free_port
 from convoy_stream.web import routes
 from tests.conftest import ADMIN_TOKEN
-from tests.support.workers import Worker, eventually, read_to_end
+from tests.support.workers import Worker, all_committed, eventually, read_to_end
 
 PROJECT = "/api/v1/projects/{projectID}"
 PUBLIC_URL = "https://hooks.example.test/convoy"  # the worker is behind a proxy that strips /convoy
@@ -200,7 +200,7 @@ def test_another_projects_key_is_refused_on_every_project_route(env: Env, tenant
             allowed.append((method, path, response.status_code, response.text[:200]))
         assert victim.uid not in response.text or response.status_code >= 400
     assert allowed == []
-    time.sleep(1)  # anything that slipped into the pipeline would be visible by now
+    settled(env)
     assert snapshot(env, victim) == before
 
 
@@ -227,8 +227,15 @@ def test_own_project_id_with_another_projects_ids_finds_nothing(env: Env, tenant
         response = env.call("GET", path, attacker.key, params=params)
         assert response.status_code == 200 and response.json()["data"]["content"] == [], response.text
     assert leaked == []
-    time.sleep(1)
+    settled(env)
     assert snapshot(env, victim) == before
+
+
+def settled(env: Env) -> None:
+    """Anything a request slipped into the pipeline is processed: every answered event write
+    is in the ingest topic, and the worker has committed (so stored) all of it. Config writes
+    are applied before they are answered."""
+    all_committed(env.worker.bootstrap, env.worker.app_id, "ingest")
 
 
 def test_project_keys_cannot_use_admin_routes(env: Env, tenants: tuple[Tenant, Tenant]) -> None:
