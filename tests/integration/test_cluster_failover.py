@@ -12,6 +12,7 @@ needs the state the one before left, and the cluster tests must fit in a few min
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import shutil
 import threading
@@ -21,12 +22,14 @@ from typing import Any
 
 import boto3
 import httpx
+import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from convoy_stream.embedded_cluster import EmbeddedKafkaCluster
 from tests.conftest import ADMIN_TOKEN, Api
 from tests.integration.test_crash_and_outage import check_nothing_lost, setup
-from tests.support.workers import Worker, eventually, read_topic
+from tests.support.workers import Worker, all_committed, eventually, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -155,6 +158,37 @@ def sqs_source(api: Api, sqs_server: str) -> tuple[Any, str]:
     return sqs, url
 
 
+def read_to_end(cluster: EmbeddedKafkaCluster, topic: str) -> list[dict[str, Any]]:
+    """Every record of ``topic`` up to the end offsets it has now."""
+    bootstrap, partitions = cluster.internal_bootstrap, sorted(cluster.partitions(topic))
+
+    async def read() -> list[dict[str, Any]]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            tps = [TopicPartition(topic, p) for p in partitions]
+            assert tps, f"no partitions for {topic}"
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            ends = await consumer.end_offsets(tps)
+            records: list[dict[str, Any]] = []
+            deadline = time.monotonic() + 60
+            while any(await consumer.position(tp) < end for tp, end in ends.items()):
+                assert time.monotonic() < deadline, "deliveries topic not read to its end in 60 s"
+                for messages in (await consumer.getmany(timeout_ms=500)).values():
+                    records += [orjson.loads(m.value) for m in messages]
+            return records
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(read())
+
+
+def duplicates_of(api: Api, uids: list[str]) -> set[str]:
+    """The uids among ``uids`` stored as duplicates (they get no deliveries)."""
+    return {uid for uid in uids if api.get(f"/events/{uid}").json()["data"]["is_duplicate_event"]}
+
+
 def queue_depth(sqs: Any, url: str) -> int:
     attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
@@ -259,6 +293,18 @@ def test_broker_killed_under_load_loses_nothing(whole_cluster: EmbeddedKafkaClus
                                    timeout=60)
                 assert again["is_duplicate_event"], again
         clock("repeated keys are duplicates")
+
+        # once every ingest record is committed, the whole deliveries topic (to its end
+        # offsets): each (event, subscription) pair under one uid, no duplicate delivered
+        all_committed(cluster.internal_bootstrap, app_id, "ingest", timeout=60)
+        records = read_to_end(cluster, f"{app_id}-deliveries")
+        uids_per_pair: dict[tuple[str, str], set[str]] = {}
+        for r in records:
+            uids_per_pair.setdefault((r["event_id"], r["subscription_id"]), set()).add(r["uid"])
+        assert all(len(uids) == 1 for uids in uids_per_pair.values())
+        delivered = {event for event, _ in uids_per_pair}
+        assert set(load.accepted) | sqs_events <= delivered | duplicates_of(out, load.accepted)
+        clock(f"deliveries topic read to its end: {len(records)} records, {len(uids_per_pair)} pairs")
     finally:
         for w in pool:
             w.stop()
