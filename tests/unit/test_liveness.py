@@ -7,7 +7,6 @@ Faust sets); the app around them is a stand-in with the attributes liveness read
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from faust.types import TP
 from mode import Service
