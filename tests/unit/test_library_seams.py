@@ -201,6 +201,14 @@ SEAMS: tuple[Seam, ...] = (
     # -- convoy_stream/cli.py: Faust's worker ----------------------------------------------
     Seam("instance:worker", "spinner", ATTRIBUTE, "cli.py _run_worker (worker.spinner = None)"),
     Seam("faust.worker:Worker", "execute_from_commandline", METHOD, "cli.py _run_worker", ("self",)),
+    # -- convoy_stream/liveness.py: is the fetcher alive, are commits moving -----------------
+    Seam(FAUST_APP, "_fetcher", PROPERTY, "liveness.py Liveness._fetcher_dead"),
+    Seam("instance:fetcher", "_shutdown", ATTRIBUTE, "liveness.py Liveness._fetcher_dead (a stopped fetcher)"),
+    Seam("instance:fetcher", "crashed", ATTRIBUTE, "liveness.py Liveness._fetcher_dead"),
+    Seam("instance:fetcher", "crash_reason", ATTRIBUTE, "liveness.py Liveness._fetcher_dead"),
+    # -- convoy_stream/web/protocol_errors.py: aiohttp's own refusals in the envelope --------
+    Seam("aiohttp.web_protocol:RequestHandler", "handle_error", METHOD, "web/protocol_errors.py install (replaced)",
+         ("self", "request", "status", "exc", "message")),
     # -- aiokafka internals: convoy_stream/publisher.py, bench/ ------------------------------
     Seam("instance:aiokafka_producer", "client", ATTRIBUTE, "publisher.py Publisher.connected"),
     Seam("instance:aiokafka_client", "_conns", ATTRIBUTE, "publisher.py Publisher.connected"),
@@ -230,7 +238,10 @@ class _Instances(dict[str, Any]):
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
         from faust.worker import Worker
 
-        if key in ("consumer", "worker"):
+        if key == "fetcher":
+            self.get("consumer") or self["consumer"]
+            self[key] = self["app"]._fetcher
+        elif key in ("consumer", "worker"):
             app = self.get("app") or self.setdefault("app", faust.App(
                 "seam-check", broker="kafka://127.0.0.1:1", store="rocksdb://", datadir=self.data_dir,
                 autodiscover=False))
@@ -292,7 +303,7 @@ def test_checked_versions_are_the_exact_pins() -> None:
     """The seams above were read in these versions; pyproject pins them exactly."""
     project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
     pins = {d.split("==")[0].split("[")[0]: d.split("==")[1] for d in project["project"]["dependencies"] if "==" in d}
-    for package in ("faust-streaming", "mode-streaming", "aiokafka", "rocksdict"):
+    for package in ("faust-streaming", "mode-streaming", "aiokafka", "rocksdict", "aiohttp"):
         assert pins.get(package) == version(package), f"{package}: installed {version(package)}, pinned {pins.get(package)}"
 
 
