@@ -149,7 +149,7 @@ SCHEMAS: dict[str, Schema] = {
         "name": {"type": "string", "minLength": 1}, "url": URL_SCHEMA, "secret": NULLABLE_STRING,
         "owner_id": NULLABLE_STRING, "description": NULLABLE_STRING,
         "status": {"type": "string", "enum": ["active", "inactive", "paused"]}, "is_disabled": BOOLEAN,
-        "advanced_signatures": BOOLEAN, "support_email": {"type": "string", "format": "email", "nullable": True},
+        "advanced_signatures": BOOLEAN, "support_email": {"type": "string", "pattern": r"^([^@\s]+@[^@\s]+\.[^@\s]+)?$", "nullable": True},  # "" = none, as validation reads it
         "slack_webhook_url": NULLABLE_STRING, "http_timeout": {"type": "integer", "minimum": 1, "nullable": True},
         "rate_limit": {"type": "integer", "minimum": 0, "nullable": True},
         "rate_limit_duration": {"type": "integer", "minimum": 0, "nullable": True},
