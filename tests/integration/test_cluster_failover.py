@@ -173,7 +173,10 @@ def read_to_end(cluster: EmbeddedKafkaCluster, topic: str) -> list[dict[str, Any
             ends = await consumer.end_offsets(tps)
             records: list[dict[str, Any]] = []
             deadline = time.monotonic() + 60
-            while any(await consumer.position(tp) < end for tp, end in ends.items()):
+            async def behind() -> bool:
+                return any([await consumer.position(tp) < end for tp, end in ends.items()])
+
+            while await behind():
                 assert time.monotonic() < deadline, "deliveries topic not read to its end in 60 s"
                 for messages in (await consumer.getmany(timeout_ms=500)).values():
                     records += [orjson.loads(m.value) for m in messages]
