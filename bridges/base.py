@@ -41,7 +41,7 @@ class BrokerMessage:
     """One message as received from a broker, normalised just enough to be ingested.
 
     ``headers`` are the broker's own headers/attributes with lower-cased names and text values
-    (decision 13: one header map, lower-case names). ``message_id`` is the id recorded on the
+    (docs/decisions.md#decision-13: one header map, lower-case names). ``message_id`` is the id recorded on the
     event as the broker message id. ``handle`` is private to the consumer that produced the
     message (receipt handle, ack id, aio-pika message, Kafka offset...) and is what
     ``ack``/``reject`` act on.

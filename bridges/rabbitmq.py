@@ -8,7 +8,7 @@
 - receive: deliveries pushed by ``basic.consume`` are buffered; receive waits at most 1 s for
   the first one and then takes whatever else is already there.
 - ack: ``basic.ack``. reject: ``basic.nack(requeue=True)``: a transient failure goes back to
-  the queue rather than to the dead-letter exchange (decision 12).
+  the queue rather than to the dead-letter exchange (docs/decisions.md#decision-12).
 - message id: the ``message_id`` property, else ``exchange/routing_key/delivery_tag``
   (Convoy used the possibly empty property only). Headers: the AMQP headers table, every value
   stringified (Convoy nacked messages with non-string header values).

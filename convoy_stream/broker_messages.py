@@ -2,7 +2,7 @@
 
 Pure: the bridges' handle calls `to_record`, then publishes. Anything that
 makes a message invalid forever raises `InvalidMessage`, so the shared loop
-dead-letters and acks it (spec/decisions.md row 12).
+dead-letters and acks it (docs/decisions.md#decision-12).
 """
 
 from __future__ import annotations

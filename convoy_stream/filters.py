@@ -266,7 +266,8 @@ def matches(filter: Mapping[str, Any] | None, payload: Any) -> bool:  # noqa: A0
 def matches_headers(filter: Mapping[str, Any] | None, headers: Mapping[str, Any]) -> bool:
     """:func:`matches` for a header filter: header names compare case-insensitively.
 
-    Stored event headers use lower-case names (decision 13) while users write
+    Stored event headers use lower-case names
+    (docs/decisions.md#decision-13) while users write
     ``X-GitHub-Event``; field names in the filter are lower-cased before matching.
     Header values may be strings or lists of strings (a list matches if any value does).
     """

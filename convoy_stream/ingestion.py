@@ -83,7 +83,7 @@ def expire(project_id: str, event_uids: list[str], tables: Tables) -> None:
     """Forget events past retention, with their deliveries and index entries.
 
     Dropping the idempotency entry when its original expires is what bounds
-    the dedup window to the retention period (spec/decisions.md row 15).
+    the dedup window to the retention period (docs/decisions.md#decision-15).
     """
     for uid in event_uids:
         document = tables.events.get(scoped(project_id, uid))

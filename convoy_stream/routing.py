@@ -1,7 +1,7 @@
 """From an event to its deliveries: which subscriptions match, what each delivery carries.
 
 Pure functions over the event and a config view, so matching is tested
-without Kafka. Convoy's rules (spec/convoy-ingest.md section 6):
+without Kafka. Convoy's rules (docs/convoy-behaviour.md#routing):
 - outgoing single: the endpoint's subscriptions; none -> a catch-all;
 - outgoing fan-out: the same for every endpoint of the owner;
 - outgoing broadcast: the same for every endpoint of the project;

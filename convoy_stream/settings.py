@@ -68,7 +68,7 @@ class Settings:
     #: Kafka acknowledgement wait before an HTTP request answers 503.
     publish_timeout: float = 10.0
     #: Consumer-group timings: short by default so a worker is ready in seconds
-    #: (design.md, "Facts learned the hard way"); production may raise them.
+    #: (docs/mechanisms.md#group-timeouts); production may raise them.
     session_timeout: float = 6.0
     heartbeat_interval: float = 0.5
     rebalance_timeout: float = 8.0

@@ -1,7 +1,7 @@
 """A source's JavaScript transforms: `body_function` and `header_function`.
 
 Convoy runs a broker source's `function transform(payload) {...}` with goja
-on every message (spec/convoy-ingest.md section 5.2): the body function maps
+on every message (docs/convoy-behaviour.md#broker-transforms): the body function maps
 an arbitrary payload onto Convoy's message shape, the header function
 rewrites the merged header map. Here V8 runs them (mini-racer), in separate
 processes (`script_host`), within limits (`ScriptLimits`). A script that does

@@ -20,9 +20,9 @@ Update semantics (``update=True``): Convoy treats an absent/``null`` optional fi
 were sent, and the caller merges it over the stored entity. Required fields stay
 required, and for sources the verifier is always replaced (as in Convoy).
 
-Broker messages (section 5.2) are validated by :func:`validate_broker_message` and
+Broker messages (docs/convoy-behaviour.md#broker-message) are validated by :func:`validate_broker_message` and
 :func:`message_type`, which raise :class:`InvalidMessage` - a message that can never be
-valid, which the bridge dead-letters with its reason (decision 12).
+valid, which the bridge dead-letters with its reason (docs/decisions.md#decision-12).
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ DEFAULT_PROJECT_CONFIG: dict[str, Any] = {
     "replay_attacks_prevention_enabled": False,
     "retention_policy_enabled": False,
     "disable_endpoint": False,
-    # decision 15: dedup window and retention default to 7 days
+    # docs/decisions.md#decision-15: dedup window and retention default to 7 days
     "retention_policy": {"policy": "168h"},
     "ratelimit": {"count": 1000, "duration": 60},
     "strategy": {"type": "linear", "duration": 100, "retry_count": 10},
@@ -275,7 +275,8 @@ def validate_source(
 
     Decisions beyond Convoy:
 
-    * ``provider`` may be any of :data:`PROVIDERS` (decision 18); another value is
+    * ``provider`` may be any of :data:`PROVIDERS`
+      (docs/decisions.md#decision-18); another value is
       rejected here instead of failing every request at ingest. Provider sources need
       only ``verifier.hmac.secret``; header/hash/encoding are checked when sent.
     * ``hmac.hash`` and ``hmac.encoding`` are accepted in any case and stored as
@@ -397,7 +398,7 @@ def _validate_hmac(raw: Mapping[str, Any], *, secret_only: bool) -> dict[str, An
     """HMAC settings; with ``secret_only`` (provider sources) the rest is optional.
 
     Besides Convoy's four fields we keep ``tolerance_seconds`` (replay window for
-    timestamped schemes, decision 10; ``None`` = the verifier's 300 s default) and
+    timestamped schemes, docs/decisions.md#decision-10; ``None`` = the verifier's 300 s default) and
     ``previous_secret`` / ``previous_secret_expires_at`` (secret rotation).
     """
     parent = "verifier.hmac"
@@ -471,7 +472,7 @@ def _required_strings(raw: Mapping[str, Any], keys: tuple[str, ...], parent: str
 
 
 def validate_pub_sub(body: Any, *, max_workers: int = MAX_SOURCE_WORKERS) -> dict[str, Any]:
-    """Validate a ``pub_sub`` broker config (section 5.1) without connecting to it.
+    """Validate a ``pub_sub`` broker config (docs/convoy-behaviour.md#broker-config) without connecting to it.
 
     Returns ``{type, workers, <type>: {...}}`` with only the selected broker's block.
     ``workers`` defaults to 1 and must be between 1 and ``max_workers`` (the instance's
@@ -938,7 +939,7 @@ _EVENT_STRINGS: dict[str, tuple[str, ...]] = {
 
 
 def validate_event(kind: str, body: Any) -> dict[str, Any]:
-    """Validate a REST event body (section 4.2) for ``single|fanout|broadcast|dynamic``.
+    """Validate a REST event body (docs/convoy-behaviour.md#rest-events) for ``single|fanout|broadcast|dynamic``.
 
     Returns the kind's fields: ``event_type``, ``data``, ``custom_headers`` (``{}`` when
     absent), ``idempotency_key`` (``None`` when absent or empty) plus
@@ -999,7 +1000,8 @@ def _json_type_name(value: Any) -> str:
 
 
 def validate_broker_message(body: bytes) -> dict[str, Any]:
-    """Validate a broker message body (section 5.2 steps 1, 3 and 4).
+    """Validate a broker message body (docs/convoy-behaviour.md#broker-message,
+    steps 1, 3 and 4).
 
     Apply the source's ``body_function`` before calling this. The body must be a JSON
     object with only ``endpoint_id, owner_id, event_type, data, custom_headers,
@@ -1049,7 +1051,7 @@ def validate_broker_message(body: bytes) -> dict[str, Any]:
 
 
 def merge_broker_headers(headers: Mapping[str, str], custom_headers: Mapping[str, str]) -> dict[str, str]:
-    """One header map with lower-case names (decision 13): broker headers win.
+    """One header map with lower-case names (docs/decisions.md#decision-13): broker headers win.
 
     Convoy kept both the original and a lower-cased copy of every name; we keep only
     the lower-cased one. A ``custom_headers`` entry is used when the broker did not set

@@ -3,14 +3,15 @@
 Everything here works on values the web view already has (content type, body bytes,
 header and query mappings) and does no I/O, so it is unit-tested without a server.
 
-* :func:`convert_body` - the stored ``data`` for a request (Convoy section 3.4, with
-  decision 11: form bodies never pick up URL query parameters).
+* :func:`convert_body` - the stored ``data`` for a request (docs/convoy-behaviour.md#ingest-body; form
+  bodies never pick up URL query parameters: docs/decisions.md#decision-11).
 * :func:`extract_event_type` / :func:`validate_event_type_location` - ``event_type_location``
-  (Convoy 26.3.7, section 3.7 / 1.3).
+  (Convoy 26.3.7; docs/convoy-behaviour.md#ingest-event-type,
+  docs/convoy-behaviour.md#source-validation).
 * :func:`idempotency_key` / :func:`validate_idempotency_locations` - source
-  ``idempotency_keys`` (section 3.6 with decision 6).
+  ``idempotency_keys`` (docs/convoy-behaviour.md#ingest-idempotency, docs/decisions.md#decision-6).
 * :func:`redact_headers` / :func:`forwarded_headers` - what is stored and what is sent on
-  (decision 5).
+  (docs/decisions.md#decision-5).
 
 Errors are :class:`PayloadError` (a bad request: 400 with ``message``) and its subclass
 :class:`LocationError` (a bad configured location: rejected at source create/update and,
@@ -167,14 +168,16 @@ def _form_fields(content_type: str | None, body: bytes) -> dict[str, str] | None
 
 
 def convert_body(content_type: str | None, body: bytes) -> bytes:
-    """The event ``data`` for a webhook body (Convoy section 3.4, decision 11).
+    """The event ``data`` for a webhook body (docs/convoy-behaviour.md#ingest-body,
+    docs/decisions.md#decision-11).
 
     * JSON, a missing Content-Type and every other type: the bytes unchanged. They are
       not JSON-validated, exactly like Convoy (a provider posting XML still gets its
       event stored).
     * ``application/x-www-form-urlencoded`` and ``multipart/form-data``: a JSON object
       ``{name: first value}`` of the *body* fields, keys sorted, Go-compatible bytes.
-      URL query parameters are never merged in (Convoy leaked them, decision 11);
+      URL query parameters are never merged in (Convoy leaked them,
+      docs/decisions.md#decision-11);
       multipart file parts are dropped.
     * An empty body, whatever its type, becomes ``b"{}"``.
 
@@ -370,7 +373,8 @@ def extract_event_type(
     query: Mapping[str, list[str]] | str,
     body: bytes,
 ) -> str:
-    """The event type at ``location`` (Convoy section 3.7, test vectors 9.4).
+    """The event type at ``location`` (docs/convoy-behaviour.md#ingest-event-type,
+    vectors: docs/convoy-behaviour.md#event-type-vectors).
 
     Pass the *converted* payload (:func:`convert_body`) as ``body``, so form fields are
     reachable as ``request.body.<field>``. Body paths walk object keys only; numbers
@@ -428,7 +432,8 @@ def _parse_idempotency_location(location: str) -> _Location:
 
 
 def validate_idempotency_locations(locations: Iterable[str] | None) -> None:
-    """Check a source's ``idempotency_keys`` with Convoy's messages (section 1.3).
+    """Check a source's ``idempotency_keys`` with Convoy's messages
+    (docs/convoy-behaviour.md#source-validation).
 
     Locations are ``request.header.<Name>``, ``request.query.<name>`` (or
     ``req.QueryParam.<name>``) and ``request.body.<path>``. Raises :class:`LocationError`.
@@ -452,7 +457,8 @@ def idempotency_key(
     body: bytes,
     content_type: str | None,
 ) -> str | None:
-    """The dedup key of a webhook for a source keyed on ``locations`` (decision 6).
+    """The dedup key of a webhook for a source keyed on ``locations``
+    (docs/decisions.md#decision-6).
 
     Returns ``None`` - the event is not deduplicated - when no location yields a value.
     Convoy instead hashed the source name alone, so every such request collided.
@@ -552,7 +558,7 @@ def _json_path_text(node: Any, path: list[str]) -> str | None:
 
 
 def redact_headers(headers: Mapping[str, str], *, extra: Iterable[str] = ()) -> dict[str, str]:
-    """Headers as stored on the event (decision 5): lower-case names, credentials hidden.
+    """Headers as stored on the event (docs/decisions.md#decision-5): lower-case names, credentials hidden.
 
     ``Authorization``, ``Cookie``, ``Proxy-Authorization`` and the ``extra`` names (the
     api_key verifier's header) keep their name, for audit, but their value becomes
@@ -563,7 +569,7 @@ def redact_headers(headers: Mapping[str, str], *, extra: Iterable[str] = ()) -> 
 
 
 def forwarded_headers(stored: Mapping[str, str], forward: list[str] | None) -> dict[str, str]:
-    """Stored headers that are sent on to endpoints (decision 5).
+    """Stored headers that are sent on to endpoints (docs/decisions.md#decision-5).
 
     With a non-empty ``forward`` list only those names pass (case-insensitive);
     otherwise every stored header does. Redacted headers never pass, not even when

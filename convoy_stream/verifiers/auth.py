@@ -2,7 +2,8 @@
 
 Convoy compares these with ``==`` and ignores Basic's scheme word; we check the scheme,
 split ``user:password`` on the first colon so passwords may contain ``:``, and compare
-in constant time (decisions 8 and 9).
+in constant time (docs/decisions.md#decision-8,
+docs/decisions.md#decision-9).
 """
 
 from __future__ import annotations

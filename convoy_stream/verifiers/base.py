@@ -27,7 +27,7 @@ Clock = Callable[[], float]
 
 #: The twelve hash names Convoy's source validation accepts (``config/algo``). Convoy
 #: itself only implements SHA256 and SHA512 at runtime; we implement all of them
-#: (decision 7) through hashlib, whose name is the lower-cased Convoy name.
+#: (docs/decisions.md#decision-7) through hashlib, whose name is the lower-cased Convoy name.
 HASH_ALGORITHMS: tuple[str, ...] = (
     "MD5",
     "SHA1",

@@ -3,8 +3,8 @@
 Two families, because the ingest endpoint answers them differently:
 
 * :class:`VerificationError` - the *request* failed verification. The caller answers
-  400 ``Request verification failed`` for every subclass (decision 1: never reveal which
-  part failed). The subclass name is for logs and metrics only.
+  400 ``Request verification failed`` for every subclass (never reveal which part
+  failed: docs/decisions.md#decision-1). The subclass name is for logs and metrics only.
 * :class:`VerifierConfigError` - the *source* is misconfigured (empty secret, unknown
   verifier type, ...). The caller answers 400 ``source has no valid verifier configured``
   and, at source create/update time, can reject the config up front.

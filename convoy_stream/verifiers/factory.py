@@ -28,7 +28,7 @@ from .hmac_signature import ConvoyVerifier, GitHubVerifier, HMACVerifier, Shopif
 from .timestamped import SlackVerifier, StandardWebhooksVerifier, StripeVerifier, standard_webhooks_key
 from .twilio_signature import TwilioVerifier
 
-#: Provider names accepted in ``source.provider`` (decision 18).
+#: Provider names accepted in ``source.provider`` (docs/decisions.md#decision-18).
 PROVIDERS: tuple[str, ...] = (
     "github",
     "shopify",
@@ -48,7 +48,8 @@ CONVOY_DEFAULT_HEADER = "X-Convoy-Signature"
 
 
 def build_verifier(source: Mapping[str, Any], *, now: Callable[[], float] = time.time) -> Verifier:
-    """Build the verifier for ``source`` (a Convoy source object, see spec section 1.1).
+    """Build the verifier for ``source`` (a Convoy source object,
+    docs/convoy-behaviour.md#source-entity).
 
     ``now`` is the only clock any verifier reads (replay windows, secret expiry).
     Raises :class:`VerifierConfigError` (or its subclasses :class:`UnknownProvider`,

@@ -1,6 +1,6 @@
 """Providers whose signature covers a timestamp: Stripe, Slack, Standard Webhooks, Svix.
 
-Each follows its official library's rules (decision 10), so that what we accept the
+Each follows its official library's rules (docs/decisions.md#decision-10), so that what we accept the
 official verifier accepts too. Where a library is lenient in parsing (``int(" 12")``,
 base64 that skips junk) we are strict; the set we accept is never larger.
 

@@ -1,6 +1,6 @@
 """Webhook ingest: `POST|PUT|PATCH /ingest/{maskID}` and the X/Twitter CRC `GET`.
 
-Order matters (spec/decisions.md): find the source, refuse disabled ones,
+Order matters (docs/decisions.md#ingest-order): find the source, refuse disabled ones,
 read the body within the project's size limit while streaming, verify the
 raw bytes (then the converted body, as Convoy), and only then touch
 idempotency. The answer is sent after Kafka acknowledged the record.

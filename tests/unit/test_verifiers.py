@@ -1,6 +1,7 @@
-"""Convoy's own verifier vectors (spec section 9) and the generic schemes.
+"""Convoy's own verifier vectors (docs/convoy-behaviour.md#test-vectors) and the generic schemes.
 
-Every expected value below is copied from convoy-ingest.md section 9 or providers.md;
+Every expected value below is copied from docs/convoy-behaviour.md#test-vectors or
+docs/convoy-behaviour.md#provider-schemes (the providers' own documentation);
 nothing is recomputed with the code under test.
 """
 
@@ -141,7 +142,7 @@ class TestProviderVectors:
             )
 
     def test_github_docs_example(self) -> None:
-        # providers.md: GitHub docs, "Testing the webhook payload validation".
+        # docs/convoy-behaviour.md#provider-schemes: GitHub docs, "Testing the webhook payload validation".
         verifier = build_verifier(provider_source("github", secret="It's a Secret to Everybody"))
         sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
         verifier.verify(request({"x-hub-signature-256": sig}, body=b"Hello, World!"))
@@ -208,14 +209,14 @@ class TestBasicAuth:
             build_verifier(self.source()).verify(request({}))
 
     def test_scheme_word_must_be_basic(self) -> None:
-        # Decision 8: Convoy accepts "Foo <b64>"; we do not.
+        # docs/decisions.md#decision-8: Convoy accepts "Foo <b64>"; we do not.
         verifier = build_verifier(self.source())
         with pytest.raises(AuthHeaderInvalid):
             verifier.verify(request(self.basic("convoy-ingester", "convoy-password", scheme="Foo")))
         verifier.verify(request(self.basic("convoy-ingester", "convoy-password", scheme="bAsIc")))
 
     def test_password_may_contain_colon(self) -> None:
-        # Decision 8: split on the first ':' only.
+        # docs/decisions.md#decision-8: split on the first ':' only.
         build_verifier(self.source(password="pa:ss:word")).verify(request(self.basic("convoy-ingester", "pa:ss:word")))
 
     def test_no_colon(self) -> None:
@@ -444,7 +445,7 @@ def test_advanced_header_is_not_accepted_by_generic_hmac() -> None:
         build_verifier(source).verify(request({"X-Convoy-Signature": f"t={T},v1={VALID_256_HEX}"}, body=SIG_PAYLOAD))
 
 
-# --- all twelve hash names (decision 7) -------------------------------------------------
+# --- all twelve hash names (docs/decisions.md#decision-7) ---------------------------------
 
 
 @pytest.mark.parametrize("hash_name", HASH_ALGORITHMS)

@@ -77,7 +77,7 @@ def test_undecodable_urlencoded_body_is_invalid_request_format(body):
 
 
 def test_form_conversion_never_includes_query_parameters():
-    # decision 11: convert_body sees only the body; there is no way for query params in
+    # docs/decisions.md#decision-11: convert_body sees only the body; there is no way for query params in
     converted = json.loads(convert_body(FORM, b"body_field=1"))
     assert converted == {"body_field": "1"}
 
