@@ -1,31 +1,19 @@
 """Which offsets of the agents' input topics may be committed: only what the agents wrote.
 
-Faust commits an offset once the messages before it are acked, and three of its own
-paths get that wrong. Each lost acknowledged events in the two-worker SIGKILL test
-(about 1 run in 17; `tests/integration/test_crash_and_outage.py`):
+`AgentCommits` replaces Faust's answer for these topics (ingest and dead letters): the new
+offset is the committed offset advanced over the offsets the agent reported `written`, and
+stops at the first one it did not. So an acknowledged event's record is never committed
+over before its rows and delivery records are durable, whatever Faust's streams acked
+(Faust's own rule loses records around rebalances and failures:
+docs/mechanisms.md#agent-commits). The ingest topic's messages do not pass through a
+Faust stream at all (`ingest_feed`); the dead-letter agent still reads one.
 
-- During a rebalance a stream *skips* every message it pulls while flow control is
-  suspended or whose consumer generation is stale, and acks it "so the lag does not
-  grow" (`Stream._py_aiter`, `_CStreamIterator.after`). A worker that has just joined
-  skips the first message at its committed offset this way.
-- Its check for a hole at the head of the acked offsets is off by one
-  (`Consumer._new_offset`: `min(acked) - committed > 1`), so one unacked message right
-  at the committed offset is committed over; and while a revoke has popped the
-  committed offset there is no check at all.
-- `Stream.take_events` acks its whole buffer in a `finally`, also when processing raised.
-
-The ingest topic's messages no longer pass through a Faust stream at all (`ingest_feed`),
-so nothing acks them and Faust would never even ask for their offsets; the dead-letter
-agent still reads a stream.
-
-So for these topics `AgentCommits` replaces Faust's answer with its own: the new offset
-is the committed offset advanced over the offsets the agent reported `written`, and
-stops at the first one it did not. A message dropped after Faust's consumer handed it on
-leaves a hole there; when a hole stays (Faust's consumer handed the message on, and later
-offsets are written or the partition holds records past it, and this one is not written)
-the partition is seeked back to it and read again. A record not handed on yet is no hole:
-a worker starting on a backlog reaches some partitions only seconds later. Replays are
-harmless: `ingestion.ingest` finds the stored row and re-sends the same delivery records.
+A message dropped after Faust's consumer handed it on leaves a hole there; when a hole stays
+(Faust's consumer handed the message on, and later offsets are written or the partition
+holds records past it, and this one is not written) the partition is seeked back to it and
+read again. A record not handed on yet is no hole: a worker starting on a backlog reaches
+some partitions only seconds later. Replays are harmless: `ingestion.ingest` finds the
+stored row and re-sends the same delivery records.
 """
 
 from __future__ import annotations

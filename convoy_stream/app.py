@@ -93,7 +93,7 @@ def create_app(settings: Settings) -> ConvoyApp:
         producer_max_request_size=DOWNSTREAM_MAX_BYTES,
         # Records fetched per partition per request (aiokafka's max_partition_fetch_bytes;
         # fetch_max_bytes, 50 MB, caps a whole request). At the 1 MB default a worker of two
-        # waited on fetches half the time: 2 workers ran 11,800 records/s, now 16,000.
+        # waited on fetches (docs/mechanisms.md#group-timeouts).
         consumer_max_fetch_size=8 * 1024 * 1024,
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=settings.heartbeat_interval,
@@ -148,8 +148,8 @@ dead_letter_topic = app.topic(
 app.agent_commits = AgentCommits([ingest_topic.get_topic_name(), dead_letter_topic.get_topic_name()])
 
 #: At most this many ingest records are processed (and their rows written) together. A batch
-#: holds the event loop for its whole processing (about 0.1 ms per record), and the HTTP
-#: requests of the same worker wait meanwhile: 1,000 cost REST 12% of its rate and 14 ms of p99.
+#: holds the event loop for its whole processing, and the HTTP requests of the same worker
+#: wait meanwhile (docs/mechanisms.md#ingest-feed).
 BATCH_MAX = 200
 #: How long a batch may wait to fill while a backlog is behind it (`ingest_feed`).
 BATCH_WITHIN = 0.005
@@ -163,9 +163,9 @@ def _table(name: str) -> Any:
     """A partitioned table whose RocksDB memory is bounded.
 
     Faust opens one RocksDB per table and partition (4 tables x 8 partitions here), each
-    by default with up to 3 x 64 MiB of write buffers and a 2 GiB block cache of its own:
-    the worker's RSS grew past 800 MB while storing a million events. These limits keep
-    every database within 3 x 4 MiB + 8 MiB.
+    by default with up to 3 x 64 MiB of write buffers and a 2 GiB block cache of its own,
+    far more than a worker needs (docs/mechanisms.md#table-writes).
+    These limits keep every database within 3 x 4 MiB + 8 MiB.
     """
     return app.Table(name, key_type=str, partitions=settings.partitions, options={
         "write_buffer_size": 4 * 1024 * 1024,

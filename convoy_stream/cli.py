@@ -59,10 +59,10 @@ def _run_worker(*, bridges: bool = True, web: bool = True) -> None:
 def tune_gc() -> None:
     """Fewer full garbage collections: they were the HTTP latency tail.
 
-    With CPython's default thresholds the worker ran about three full collections a
-    second under load (the pipeline's buffers keep many objects alive), each 30-50 ms
-    with the event loop stopped, and freed nothing. Objects alive after import are
-    frozen out of every collection; the thresholds make full collections rare.
+    The pipeline's buffers keep many objects alive, so CPython's default thresholds
+    run frequent full collections that stop the event loop and free nothing
+    (docs/mechanisms.md#hot-path). Objects alive after import are frozen out of every
+    collection; the thresholds make full collections rare.
     """
     import gc
 

@@ -1,23 +1,18 @@
 """Faust's consumer hands each fetched message to the streams without four tasks per message.
 
-Faust's drain loop (`Consumer._drain_messages`) passes every message on with
-`self.wait_first(callback(message), self.suspend_flow.wait())`, and mode's `wait_first`
-wraps that in four tasks (the hand-off, the flow event, the stopped and crashed events)
-and an `asyncio.wait`, then cancels three of them: about a quarter of the pipeline
-worker's CPU, more than dedup, storage and routing together
-(`bench/results/pipeline-profile.txt`).
+Faust's drain loop (`Consumer._drain_messages`) passes every message on through mode's
+`wait_first`, which creates and cancels tasks for every message
+(why that matters: docs/mechanisms.md#direct-handoff).
 
 While the flow runs (not suspended, not stopping, not crashed) the hand-off is awaited
-directly, then the loop yields once, as Faust's path did (without that yield the drain
-loop fills a stream's buffer in one go, Faust pauses the partitions at high pressure, and
-the pipeline ran 6,200 records/s instead of 10,900; a message handed to the ingest feed
-needs no yield, as the feed takes whole batches by itself); otherwise Faust's own `wait_first`
-decides, as before. One thing changes on
-purpose: when a rebalance suspends the flow while a hand-off waits for room in a stream's
-buffer, Faust cancelled the hand-off and so dropped the message (`agent_commits` then had
-to read it again); now the hand-off completes, as the streams keep taking (and skipping)
-messages while the flow is suspended. Stopping still cancels the drain loop, and the
-hand-off with it.
+directly, then the loop yields once, as Faust's path did, so Faust's flow control sees
+the same pressure (a message handed to the ingest feed needs no yield, as the feed takes
+whole batches by itself); otherwise Faust's own `wait_first` decides, as before. One
+thing changes on purpose: when a rebalance suspends the flow while a hand-off waits for
+room in a stream's buffer, Faust cancelled the hand-off and so dropped the message
+(`agent_commits` then had to read it again); now the hand-off completes, as the streams
+keep taking (and skipping) messages while the flow is suspended. Stopping still cancels
+the drain loop, and the hand-off with it.
 """
 
 from __future__ import annotations

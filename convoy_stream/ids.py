@@ -6,9 +6,9 @@ and a lookup by event id must find the worker that owns that partition. So an
 event id names its partition: the first two characters of the ULID's random
 part encode it (Crockford base32, up to 1,024 partitions). The event, its
 dedup entry, its deliveries (whose uids extend the event's) all live in that
-partition. Reading the partition back costs a string slice; hashing candidate
-ids until one landed on the partition cost ~75 us per event, a third of a
-core at 4,000 events/s.
+partition. Reading the partition back costs a string slice, where hashing
+candidate ids until one landed on the partition was costly
+(docs/mechanisms.md#hot-path).
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ def partition_for(key: str, partitions: int) -> int:
 
 
 def kafka_partition(key: bytes, partitions: int) -> int:
-    """Kafka's default partitioner (murmur2 with Kafka's seed), in C: aiokafka's pure-Python
-    murmur2 took 12 us for a 100-byte dedup key, a quarter of a bridge message's CPU."""
+    """Kafka's default partitioner (murmur2 with Kafka's seed), in C rather than aiokafka's
+    pure-Python murmur2, which cost a bridge message much CPU (docs/mechanisms.md#hot-path)."""
     return (murmurhash2(key, _KAFKA_MURMUR2_SEED) & 0x7FFFFFFF) % partitions
 
 
@@ -85,7 +85,8 @@ def mint_id(partition: int | None, partitions: int, *, timestamp: float | None =
 
 
 #: Base32's alphabet to Crockford's: a ULID is the Crockford base32 of its 128 bits, so the
-#: standard library's encoder plus a translation writes one (an id in 2.3 us instead of 3.4 with `ulid`).
+#: standard library's encoder plus a translation writes one, faster than the `ulid` package
+#: (docs/mechanisms.md#hot-path).
 _RFC_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _CROCKFORD.encode())
 
 

@@ -1,22 +1,12 @@
 """The ingest topic's records reach the pipeline in batches, without Faust's streams.
 
-For every fetched message Faust's conductor decodes the key and the value and builds an
-`Event` on a channel queue; a stream then tracks it for acks, reports it to the sensors,
-skips it when its consumer generation is stale, and `take_events` collects it through a
-drainer task of its own. That is most of what a bare Faust agent costs per message (the
-pipeline benchmark's baseline), and the skips are why `agent_commits` exists. The
-pipeline needs none of it: it decodes the value itself, writes a batch at a time and
-reports what it wrote (`agent_commits.written`).
-
 `FeedConductor` hands each fetched message of the ingest topic to `IngestFeed`, which
-appends it to a buffer, and `run` hands the pipeline up to `max_batch` of them at a time.
-A batch waits up to `within` to fill only while Kafka holds more of the partition than was
-fetched (a backlog): every batch costs a RocksDB write and a Kafka record batch per table
-partition, and where the consumer also reads standby changelogs (two workers) a backlog
-otherwise arrives in handfuls (two workers ran 0.45x of one, not 0.80x). An event at the
-end of its partition is taken at once: waiting for company cost e2e latency (p50 +2 ms)
-and, with HTTP load in the same worker, 15% of the REST rate. What Faust's streams
-guaranteed around a rebalance still holds:
+appends it to a buffer, and `run` hands the pipeline up to `max_batch` of them at a time,
+in partition order. A batch waits up to `within` to fill only while Kafka holds more of the
+partition than was fetched (a backlog); an event at the end of its partition is taken at
+once. The pipeline decodes the values itself and reports what it wrote
+(`agent_commits.written`), so no Faust stream tracks, acks or skips these messages. What
+Faust's streams guaranteed around a rebalance still holds:
 
 - nothing is appended while Faust holds the flow (a rebalance, a table recovery);
 - the buffer is emptied when Faust empties its streams' buffers (revoke and resume), and
@@ -28,7 +18,8 @@ guaranteed around a rebalance still holds:
 
 A batch whose processing fails (Kafka unavailable) is retried with backoff while its
 messages still belong to this worker's generation; a rebalance ends the retry and the
-next owner reads them again.
+next owner reads them again. Why Faust's streams were replaced, and the figures:
+docs/mechanisms.md#ingest-feed.
 """
 
 from __future__ import annotations

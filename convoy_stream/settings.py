@@ -61,8 +61,8 @@ class Settings:
     partitions: int = 8
     #: Standby copies of each table partition kept warm on other workers (Faust's
     #: `table_standby_replicas`), so a partition that moves is served without replaying its
-    #: changelog. A standby applies every changelog record the active worker writes: 2
-    #: workers on 2 cores reach 0.75x of one worker with 1, 1.30x with 0.
+    #: changelog. A standby applies every changelog record the active worker writes, so it
+    #: costs CPU (docs/mechanisms.md#standby-replicas).
     standby_replicas: int = 1
     public_url: str = ""
     #: Kafka acknowledgement wait before an HTTP request answers 503.

@@ -1,17 +1,13 @@
 """The pipeline's table writes, one batch at a time.
 
-Faust writes a table row by sending one changelog message (a `FutureMessage`,
-a trip through its producer buffer, a callback) and putting the row and the
-changelog offset into RocksDB, for every key. That machinery, not dedup or
-routing, was most of the pipeline's CPU (`bench/results/pipeline-profile.txt`).
-
 A `Batch` holds the rows a batch of ingest records changes, as plain dicts on
 top of the stored tables (`PartitionView`), and writes them in one go: one
 RocksDB `WriteBatch` per table partition, one Kafka record batch per changelog
 partition, the delivery records likewise, and the changelog offsets once the
 broker has them all. The bytes are exactly what Faust itself would write (the
 tables' own serializers, the row's partition), so Faust's recovery, standbys
-and lookups read them unchanged.
+and lookups read them unchanged. Faust's per-key write path is bypassed because
+of its cost (docs/mechanisms.md#table-writes).
 
 Only the `process` agent writes the events, idempotency and broker-id tables,
 so nothing else races these writes.
