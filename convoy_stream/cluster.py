@@ -1,7 +1,8 @@
 """A secret shared by the workers of one deployment, for worker-to-worker calls.
 
-Workers ask each other for table entries they own (`web/internal.py`). The
-secret lives in the config topic, so every worker of the deployment knows it
+Workers ask each other for table entries they own (`GET /_internal/query/{name}`,
+answered by `internal_query` in `web/lookups.py`) and send this secret with each
+call. The secret lives in the config topic, so every worker of the deployment knows it
 without any setting; the first worker to start creates it.
 """
 
