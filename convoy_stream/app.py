@@ -13,11 +13,11 @@ from typing import Any, Callable
 import faust
 from mode import Service
 
+from tables import ownership
 from tables.config import ConfigStore
 
 from . import direct_handoff, transforms
 from .agent_commits import AgentCommits
-from .ids import partition_of
 from .ingest_feed import FeedConductor, IngestFeed
 from .ingestion import Tables
 from .kafka_preflight import check_cluster, quiet_aiokafka
@@ -44,6 +44,10 @@ class ConvoyApp(faust.App):
         from .web.routes import install
 
         install(self, web.web_app)
+
+    def active_keys(self) -> Callable[[str], bool]:
+        """Whether a table key belongs to a partition this worker is active for (`tables/ownership.py`)."""
+        return ownership.active_keys(self.assignor, self.publisher.ingest_topic, self.settings.partitions)
 
     def _new_conductor(self) -> Any:
         # The ingest topic's messages go to the pipeline's feed, not through a stream.
@@ -178,17 +182,6 @@ def _table(name: str) -> Any:
 dead_letters_table = app.dead_letters = _table("dead-letters")
 
 app.event_tables = Tables(events=_table("events"), idempotency=_table("idempotency"), broker_ids=_table("broker-ids"))
-
-
-def active_keys(app: ConvoyApp) -> Callable[[str], bool]:
-    """Whether a table key belongs to a partition this worker is active for.
-
-    Workers also hold standby copies of other partitions; queries and the
-    retention sweep must only answer for their own.
-    """
-    topic = ingest_topic.get_topic_name()
-    owned = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
-    return lambda key: partition_of(key, settings.partitions) in owned
 
 
 def topic_specs() -> list[TopicSpec]:

@@ -10,7 +10,7 @@ from typing import Any, AsyncIterable
 import orjson
 
 from . import metrics
-from .app import active_keys, app, dead_letter_topic, dead_letters_table, delivery_topic, ingest_topic, settings
+from .app import app, dead_letter_topic, dead_letters_table, delivery_topic, ingest_topic, settings
 from .ingestion import ingest
 from .ids import scoped
 from .publisher import EXPIRE_DEAD_LETTERS
@@ -100,7 +100,7 @@ async def enforce_retention() -> None:
     if not app.config_store.ready.is_set() or app.rebalancing:
         return
     try:
-        projects, active = app.config_store.all("project"), active_keys(app)
+        projects, active = app.config_store.all("project"), app.active_keys()
         for command in sweep(app.event_tables.events, projects, active=active, partitions=settings.partitions):
             await app.publisher.publish(command)
         for project_id, uids in expired(dead_letters_table, projects, active=active, now=datetime.now(timezone.utc)):

@@ -4,31 +4,61 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable, Protocol
 
-from aiohttp import web
+from aiohttp import ClientSession, web
 
 from tables.config import ConfigStore
 
+from ..ingestion import Tables
+from ..liveness import Liveness
 from ..publisher import Publisher
 from ..settings import Settings
 from .auth import project_for, require_admin
 from .envelope import ApiError
 
-if TYPE_CHECKING:
-    from ..app import ConvoyApp
+
+class Worker(Protocol):
+    """All that `web/` uses of the worker (`app.ConvoyApp`), which passes itself to `routes.install`.
+
+    `web/` never imports the app: the app is the composition root above it
+    (`tests/unit/test_import_contracts.py`).
+    """
+
+    settings: Settings
+    config_store: ConfigStore
+    publisher: Publisher
+    event_tables: Tables
+    dead_letters: Any  # the dead-letter table: "<project>/<uid>" -> document
+    liveness: Liveness
+    rebalancing: bool
+    consumer_generation_id: int
+
+    @property
+    def should_stop(self) -> bool: ...
+
+    @property
+    def http_client(self) -> ClientSession: ...
+
+    @property
+    def router(self) -> Any: ...  # Faust's router: `table_metadata(table)` -> {worker url: {topic: partitions}}
+
+    @property
+    def consumer(self) -> Any: ...  # Faust's consumer, read for the ingest lag (`metrics.ingest_lag`)
+
+    def active_keys(self) -> Callable[[str], bool]: ...
 
 
 @dataclass
 class Context:
-    app: "ConvoyApp"
+    app: Worker
     settings: Settings
     config: ConfigStore
     publisher: Publisher
     admin_digest: str
 
     @classmethod
-    def of(cls, app: "ConvoyApp") -> "Context":
+    def of(cls, app: Worker) -> "Context":
         return cls(app, app.settings, app.config_store, app.publisher,
                    hashlib.sha256(app.settings.admin_token.encode()).hexdigest())
 

@@ -40,9 +40,7 @@ def encode_list_arg(page: queries.Page, filter_: Any) -> str:
 
 
 def _active_keys(request: web.Request) -> Callable[[str], bool]:
-    from ..app import active_keys
-
-    return active_keys(ctx(request).app)
+    return ctx(request).app.active_keys()
 
 
 def _local(request: web.Request, name: str, project_id: str, key: str) -> Any:

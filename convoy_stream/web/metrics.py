@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -29,11 +29,8 @@ from prometheus_client.registry import Collector
 
 from .. import metrics
 from .auth import require_admin
-from .context import ctx
+from .context import Worker, ctx
 from .envelope import Handler
-
-if TYPE_CHECKING:
-    from ..app import ConvoyApp
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +92,7 @@ LAG = ConsumerLagCollector()
 metrics.REGISTRY.register(LAG)
 
 
-def ingest_lag(app: "ConvoyApp", topic: str) -> list[tuple[str, int, int]]:
+def ingest_lag(app: Worker, topic: str) -> list[tuple[str, int, int]]:
     """(topic, partition, lag) for every partition of `topic` assigned to this worker's consumer."""
     consumer: Any = app.consumer
     committed = getattr(consumer, "_committed_offset", {})
@@ -114,7 +111,7 @@ def ingest_lag(app: "ConvoyApp", topic: str) -> list[tuple[str, int, int]]:
     return found
 
 
-def install(app: "ConvoyApp", ingest_topic: str) -> None:
+def install(app: Worker, ingest_topic: str) -> None:
     LAG.source = lambda: ingest_lag(app, ingest_topic)
 
 

@@ -9,21 +9,16 @@ when a route is added here without being documented there.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
 from . import config_api, events, ingest, metrics, openapi, protocol_errors, ratelimit
-from .context import Context
+from .context import Context, Worker
 from .envelope import error_middleware
 from .health import health
 from .lookups import internal_query
 
-if TYPE_CHECKING:
-    from ..app import ConvoyApp
 
-
-def install(app: "ConvoyApp", web_app: web.Application) -> None:
+def install(app: Worker, web_app: web.Application) -> None:
     web_app["convoy"] = Context.of(app)
     web_app[ratelimit.LIMITER_KEY] = ratelimit.limiter_for(app.settings.ingest_rate)
     metrics.install(app, app.publisher.ingest_topic)

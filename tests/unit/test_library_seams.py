@@ -122,7 +122,7 @@ SEAMS: tuple[Seam, ...] = (
     Seam(FAUST_APP, "in_recovery", ATTRIBUTE, "web/health.py"),
     Seam(FAUST_APP, "consumer_generation_id", ATTRIBUTE, "ingest_feed.py IngestFeed.current, app.py, web/health.py"),
     Seam("faust.assignor.partition_assignor:PartitionAssignor", "assigned_actives", METHOD,
-         "app.py active_keys", ("self",)),
+         "tables/ownership.py active_keys", ("self",)),
     # -- convoy_stream/ingest_feed.py: FeedConductor, the feed and flow control ---------------
     Seam("faust.transport.conductor:Conductor", "_compile_message_handler", METHOD,
          "ingest_feed.py FeedConductor._compile_message_handler", ("self",)),
