@@ -2,7 +2,7 @@
 
 Every answer is `{"status": bool, "message": str, "data": ...}`. Handlers
 raise `ApiError` for the client's mistakes (4xx) and `KafkaUnavailable`
-becomes 503; anything else is answered by `failures.answer_unexpected`.
+becomes 503; anything else is answered by `failures.unexpected_outcome`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import orjson
 from aiohttp import web
 
 from ..publisher import KafkaUnavailable, RecordTooLarge
+from .failures import unexpected_outcome
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,4 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             return _http_exception(exc)
         raise
     except Exception as exc:
-        from .failures import answer_unexpected
-
-        return answer_unexpected(request, exc)
+        return error(*unexpected_outcome(request, exc))

@@ -18,24 +18,23 @@ import traceback
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
-from .envelope import error
-
 log = logging.getLogger(__name__)
 
 RETRY = {"Retry-After": "1"}
 
 
-def answer_unexpected(request: web.Request, exc: Exception) -> web.Response:
-    """The response for `exc`, raised by the handler of `request` and handled by nobody."""
+def unexpected_outcome(request: web.Request, exc: Exception) -> tuple[int, str, dict[str, str] | None]:
+    """(status, message, headers) of the answer to `exc`, raised by the handler of `request`
+    and handled by nobody; `envelope.error_middleware` turns it into Convoy's envelope."""
     route = _route(request)
     if _stopping(request) or _closed(exc):
         log.warning("%s %s answered 503: the worker is stopping (%s)", request.method, route, _brief(exc))
-        return error(503, "worker is stopping, retry later", RETRY)
+        return 503, "worker is stopping, retry later", RETRY
     if isinstance(exc, KafkaError):
         log.warning("%s %s answered 503: kafka unavailable (%s)", request.method, route, _brief(exc))
-        return error(503, "event store unavailable, retry later", RETRY)
+        return 503, "event store unavailable, retry later", RETRY
     log.error("%s %s answered 500: unhandled %s", request.method, route, _brief(exc))
-    return error(500, "internal server error")
+    return 500, "internal server error", None
 
 
 def _stopping(request: web.Request) -> bool:
