@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import atexit
 import contextlib
-import ctypes
 import errno
 import fcntl
 import hashlib
@@ -281,14 +280,18 @@ def _tail(path: Path, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _set_pdeathsig() -> None:
-    """In the forked child: ask Linux to SIGKILL the JVM when its parent dies, so a killed
-    `make run` or pytest never leaves a 512 MB broker behind."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except Exception:  # noqa: BLE001 - best effort, never fail the exec for it
-        pass
+def _pdeathsig_prefix() -> list[str]:
+    """`setpriv --pdeathsig KILL --`: Linux SIGKILLs the JVM when its parent dies, so a killed
+    `make run` or pytest never leaves a 512 MB broker behind.
+
+    setpriv sets it and execs the JVM, so the child is spawned without a `preexec_fn`:
+    Python then uses vfork/posix_spawn, which runs no `pthread_atfork` handlers. A
+    `preexec_fn` forks, and in a process that has loaded gRPC (the Pub/Sub client) gRPC's
+    fork handler can abort the child before it execs (exit -6, "epoll_wait error: Bad file
+    descriptor" in the broker log).
+    """
+    setpriv = shutil.which("setpriv") if sys.platform == "linux" else None
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
 
 
 @contextlib.contextmanager
@@ -661,11 +664,10 @@ class EmbeddedKafka:
         # broker would die when a short-lived worker thread that started it exits.
         in_main = threading.current_thread() is threading.main_thread()
         self._proc = subprocess.Popen(
-            [*self._jvm_args(self.heap, short_lived=self.fast_start), "kafka.Kafka",
-             str(self.properties_path)],
+            [*(_pdeathsig_prefix() if in_main else []), *self._jvm_args(self.heap, short_lived=self.fast_start),
+             "kafka.Kafka", str(self.properties_path)],
             stdin=subprocess.DEVNULL, stdout=self._log_file, stderr=subprocess.STDOUT,
             cwd=self.data_dir, start_new_session=True,
-            preexec_fn=_set_pdeathsig if in_main and sys.platform == "linux" else None,
         )
         (self.data_dir / "kafka.pid").write_text(f"{self._proc.pid}\n")
         if not self._atexit_registered:
