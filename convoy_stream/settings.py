@@ -46,7 +46,7 @@ class Settings:
     #: `min.insync.replicas` of every topic the app creates; 0: replication factor - 1, at least 1.
     min_insync_replicas: int = 0
     data_dir: Path = Path(".data")
-    admin_token: str = ""
+    admin_token: str = field(default="", repr=False)  # a secret: never in a repr or a log
     app_id: str = "convoy-stream"
     partitions: int = 8
     #: Standby copies of each table partition kept warm on other workers (Faust's
