@@ -57,10 +57,17 @@ class Context:
 
     @property
     def kafka_pid(self) -> int | None:
-        """The broker's pid (of a cluster: node 1's, so CPU figures show one node of three)."""
+        """The broker's pid (of a cluster: node 1's; `kafka_pids` has every node)."""
         if hasattr(self.kafka, "nodes"):
             return self.kafka.nodes[1].pid
         return self.kafka.pid
+
+    @property
+    def kafka_pids(self) -> dict[str, int | None]:
+        """CpuMeter names for the broker: ``kafka``, or ``kafka1``.. for a cluster's nodes."""
+        if hasattr(self.kafka, "nodes"):
+            return {f"kafka{i}": node.pid for i, node in self.kafka.nodes.items()}
+        return {"kafka": self.kafka.pid}
 
     def app(self, tag: str) -> str:
         return f"bench{self.nonce}-{tag}"

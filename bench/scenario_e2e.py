@@ -79,7 +79,7 @@ async def _measure(ctx: Context, worker: Worker, url: str, api_key: str, endpoin
         answered[i] = time.monotonic()
 
     reader = asyncio.create_task(consume())
-    cpu = CpuMeter({"worker": worker.pid, "kafka": ctx.kafka_pid})
+    cpu = CpuMeter({"worker": worker.pid, **ctx.kafka_pids})
     tasks = []
     t0 = time.monotonic()
     late = 0

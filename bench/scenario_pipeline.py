@@ -103,7 +103,7 @@ async def _wait_deliveries(ctx: Context, app_id: str, workers: list[Worker], exp
             if total != last_total:
                 last_total, last_change = total, now
             if total > 0 and cpu is None:
-                cpu = CpuMeter({**{f"worker{i}": w.pid for i, w in enumerate(workers)}, "kafka": ctx.kafka_pid})
+                cpu = CpuMeter({**{f"worker{i}": w.pid for i, w in enumerate(workers)}, **ctx.kafka_pids})
                 first_seen = now
                 out["first_delivery_after_spawn"] = now - spawn
                 if profile is not None:
@@ -166,7 +166,7 @@ def _bare_run(ctx: Context, topic: str, tag: str, records: int) -> dict[str, Any
            "BARE_PARTITIONS": str(PARTITIONS)}
     proc = PROCS.spawn([PY, str(BENCH / "bare_faust.py")], env=env, log_path=data_dir / "bare.log", cwd=data_dir)
     spawn = time.monotonic()
-    cpu = CpuMeter({"bare-faust": proc.pid, "kafka": ctx.kafka_pid})
+    cpu = CpuMeter({"bare-faust": proc.pid, **ctx.kafka_pids})
     try:
         while not result.exists():
             if proc.poll() is not None:
