@@ -167,7 +167,7 @@ def list_all_events(api: Api) -> list[dict[str, Any]]:
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "KNOWN DATA LOSS, issue 19 open: on the merged code of 2026-12-07 about 2 runs in 5 lose "
+    "KNOWN DATA LOSS, issue 19 open: on the merged code of 2026-12-07 4 runs in 8 lost "
     "20-70 acknowledged events, all of ingest partition 0 (their ids end the timestamp with '00'), "
     "on Kafka 4.1 and 3.9 alike; the events are found by id on no worker. The branch that "
     "added this test passed it 10 times before the merge. Remove this mark with the fix."))
