@@ -196,27 +196,28 @@ def all_committed(bootstrap: str | KafkaConnection, app_id: str, topic: str, tim
     The agents commit only what they wrote (`agent_commits.py`): a record left uncommitted
     would be processed again at every restart.
     """
-    from aiokafka import TopicPartition
-
     name = f"{app_id}-{topic}"
-
-    async def lag() -> dict[int, int]:
-        committed = await committed_offsets(bootstrap, app_id, topic)
-        consumer = AIOKafkaConsumer(**client_options(bootstrap))
-        await consumer.start()
-        try:
-            ends = await consumer.end_offsets([TopicPartition(name, p) for p in range(partitions)])
-        finally:
-            await consumer.stop()
-        return {tp.partition: end - committed.get(tp.partition, 0) for tp, end in ends.items()
-                if end > committed.get(tp.partition, 0)}
-
     deadline = time.monotonic() + timeout
-    left = asyncio.run(lag())
+    left = asyncio.run(_uncommitted(bootstrap, app_id, topic, partitions))
     while left and time.monotonic() < deadline:
         time.sleep(0.5)
-        left = asyncio.run(lag())
+        left = asyncio.run(_uncommitted(bootstrap, app_id, topic, partitions))
     assert not left, f"records of {name} never committed, per partition: {left}"
+
+
+async def _uncommitted(bootstrap: str | KafkaConnection, app_id: str, topic: str, partitions: int) -> dict[int, int]:
+    """Records of `<app_id>-<topic>` past the group's committed offset, per partition that has any."""
+    from aiokafka import TopicPartition
+
+    committed = await committed_offsets(bootstrap, app_id, topic)
+    consumer = AIOKafkaConsumer(**client_options(bootstrap))
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets([TopicPartition(f"{app_id}-{topic}", p) for p in range(partitions)])
+    finally:
+        await consumer.stop()
+    return {tp.partition: end - committed.get(tp.partition, 0) for tp, end in ends.items()
+            if end > committed.get(tp.partition, 0)}
 
 
 def committed_while_progressing(bootstrap: str | KafkaConnection, app_id: str, topic: str, *, stall: float = 60,
@@ -224,19 +225,10 @@ def committed_while_progressing(bootstrap: str | KafkaConnection, app_id: str, t
     """Wait until the worker group has committed every record of `<app_id>-<topic>`, for as
     long as it keeps committing: fail only when nothing more was committed for `stall`
     seconds (a stuck worker), not because a busy machine drains a large backlog slowly."""
-    from aiokafka import TopicPartition
-
     name = f"{app_id}-{topic}"
 
     async def lag() -> int:
-        committed = await committed_offsets(bootstrap, app_id, topic)
-        consumer = AIOKafkaConsumer(**client_options(bootstrap))
-        await consumer.start()
-        try:
-            ends = await consumer.end_offsets([TopicPartition(name, p) for p in range(partitions)])
-        finally:
-            await consumer.stop()
-        return sum(max(0, end - committed.get(tp.partition, 0)) for tp, end in ends.items())
+        return sum((await _uncommitted(bootstrap, app_id, topic, partitions)).values())
 
     left = asyncio.run(lag())
     progress_at = time.monotonic()
