@@ -177,13 +177,14 @@ def sample(name: str, **labels: str) -> float:
 async def test_requests_are_counted_by_route_template_not_raw_path(client) -> None:
     before = sample("convoy_stream_http_requests_total", method="POST", route="/ingest/{maskID}", status="200")
     unmatched = sample("convoy_stream_http_requests_total", method="GET", route="unmatched", status="404")
-    for mask in ("a1", "b2", "c3"):
+    masks = ("raw-mask-one", "raw-mask-two", "raw-mask-three")
+    for mask in masks:
         assert (await client.post(f"/ingest/{mask}", data=b"{}")).status == 200
     assert (await client.get("/no/such/route")).status == 404
     assert sample("convoy_stream_http_requests_total", method="POST", route="/ingest/{maskID}", status="200") == before + 3
     assert sample("convoy_stream_http_requests_total", method="GET", route="unmatched", status="404") == unmatched + 1
     exposition = generate_latest(metrics.REGISTRY).decode()
-    assert "a1" not in exposition and "/no/such" not in exposition
+    assert not any(mask in exposition for mask in masks) and "/no/such" not in exposition
 
 
 async def test_bridge_reconnects_are_counted_per_broker() -> None:
