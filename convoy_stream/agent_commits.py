@@ -24,6 +24,8 @@ import time
 from collections import defaultdict
 from typing import Any, Callable, Iterable
 
+from .faust_ext import consumer as faust_consumer
+
 log = logging.getLogger(__name__)
 
 #: A hole at the committed offset lasting this long is a message Faust dropped, not one in
@@ -76,19 +78,15 @@ class AgentCommits:
         if self._consumer is consumer:
             return
         self._consumer = consumer
-        faust_new_offset = consumer._new_offset
 
         def new_offset(tp: Any) -> int | None:
             if tp.topic not in self.topics:
                 return faust_new_offset(tp)
             # Faust's own bookkeeping for these topics is unused; keep it from growing.
-            consumer._acked[tp].clear()
-            consumer._acked_index[tp].clear()
-            consumer._gap.pop(tp, None)
-            return self.next_offset(tp, consumer._committed_offset[tp], end=end_offset(consumer, tp))
+            faust_consumer.forget_acks(consumer, tp)
+            return self.next_offset(tp, faust_consumer.committed_offset(consumer, tp), end=end_offset(consumer, tp))
 
-        consumer._new_offset = new_offset
-        faust_pending = consumer._filter_tps_with_pending_acks
+        faust_new_offset = faust_consumer.replace_new_offset(consumer, new_offset)
 
         def pending(topics: Any = None) -> Iterable[Any]:
             # Faust asks only partitions with acks for an offset to commit, and nothing acks
@@ -98,7 +96,7 @@ class AgentCommits:
             yield from (tp for tp in consumer.assignment()
                         if tp.topic in self.topics and (topics is None or tp in topics or tp.topic in topics))
 
-        consumer._filter_tps_with_pending_acks = pending
+        faust_pending = faust_consumer.replace_pending_acks(consumer, pending)
         faust_perform_seek = consumer.perform_seek
 
         async def perform_seek() -> None:
@@ -117,9 +115,9 @@ class AgentCommits:
                 # committed offsets, and one set now would be stale at their next assignment.
                 assigned = consumer.assignment()
                 for tp, earliest in earliest_offsets.items():
-                    committed = consumer._committed_offset.get(tp)
+                    committed = faust_consumer.committed_offset(consumer, tp)
                     if tp in assigned and (committed is None or committed < earliest):
-                        consumer._committed_offset[tp] = earliest
+                        faust_consumer.set_committed_offset(consumer, tp, earliest)
 
         consumer.perform_seek = perform_seek
 
@@ -161,7 +159,7 @@ class AgentCommits:
         # The seek runs a loop turn after the hole was seen: a rebalance may have taken the
         # partition away (or handed it back with a committed offset past the hole) since.
         consumer = self._consumer
-        committed = consumer._committed_offset.get(tp)
+        committed = faust_consumer.committed_offset(consumer, tp)
         if tp not in consumer.assignment() or committed is None or committed > offset:
             return
         try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
-import faust
 from mode import Service
 
 from tables import ownership
@@ -18,6 +17,7 @@ from tables.config import ConfigStore
 
 from . import direct_handoff, transforms
 from .agent_commits import AgentCommits
+from .faust_ext.app import App
 from .ingest_feed import FeedConductor, IngestFeed
 from .ingestion import Tables
 from .kafka_preflight import check_cluster, quiet_aiokafka
@@ -30,7 +30,7 @@ from .topic_layout import Layout, TopicSpec, broker_count, ensure_layout, resolv
 log = logging.getLogger(__name__)
 
 
-class ConvoyApp(faust.App):
+class ConvoyApp(App):
     settings: Settings
     config_store: ConfigStore
     publisher: Publisher
@@ -49,21 +49,18 @@ class ConvoyApp(faust.App):
         """Whether a table key belongs to a partition this worker is active for (`tables/ownership.py`)."""
         return ownership.active_keys(self.assignor, self.publisher.ingest_topic, self.settings.partitions)
 
-    def _new_conductor(self) -> Any:
+    def new_conductor(self) -> Any:
         # The ingest topic's messages go to the pipeline's feed, not through a stream.
         return FeedConductor(app=self, beacon=None)
 
-    def _new_consumer(self) -> Any:
-        consumer = super()._new_consumer()
+    def on_consumer_created(self, consumer: Any) -> None:
         # Before the first assignment: what is committed on the agents' topics, and the
         # drain loop's hand-off.
         self.agent_commits.install(consumer)
         direct_handoff.install(consumer)
-        return consumer
 
-    async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
+    async def on_streams_empty(self) -> None:
         # A revoke waits for the pipeline's batch in hand, as Faust waits for its streams.
-        await super()._consumer_wait_empty(consumer, logger)
         await self.ingest_feed.wait_idle()
 
 

@@ -155,6 +155,10 @@ def main(argv: list[str] | None = None) -> None:
     except (SettingError, ClusterUnusable, TopicMismatch, KafkaStartError) as exc:
         # A setting or cluster the worker cannot run with: one line that says what to do.
         sys.exit(f"convoy-stream: {exc}")
+    except ImportError as exc:
+        if exc.name != "convoy_stream.faust_ext":  # faust_ext.LibraryVersionMismatch: a library not at its pin
+            raise
+        sys.exit(f"convoy-stream: {exc}")
 
 
 if __name__ == "__main__":

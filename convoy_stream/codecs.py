@@ -8,13 +8,7 @@ from typing import Any
 import orjson
 from faust.serializers import codecs
 
-
-class OrJSON(codecs.Codec):
-    def _dumps(self, obj: Any) -> bytes:
-        return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)
-
-    def _loads(self, s: bytes) -> Any:
-        return orjson.loads(s)
+from .faust_ext.codecs import OrJSON
 
 
 codecs.register("orjson", OrJSON())

@@ -22,6 +22,7 @@ from typing import Any
 
 from mode.services import WaitResults
 
+from .faust_ext.consumer import flow_open
 from .ingest_feed import FED
 
 _EVENT_WAIT = asyncio.Event.wait.__code__
@@ -29,15 +30,14 @@ _EVENT_WAIT = asyncio.Event.wait.__code__
 
 def install(consumer: Any) -> None:
     """Give Faust's consumer the direct hand-off (idempotent)."""
-    if getattr(consumer, "_direct_handoff", False):
+    if getattr(consumer.wait_first, "direct_handoff", False):
         return
     faust_wait_first = consumer.wait_first
 
     async def wait_first(*coros: Any, timeout: Any = None) -> WaitResults:
         if (len(coros) == 2 and timeout is None and asyncio.iscoroutine(coros[0])
                 and getattr(coros[1], "cr_code", None) is _EVENT_WAIT
-                and not (consumer.suspend_flow.is_set() or consumer._stopped.is_set()
-                         or consumer._crashed.is_set())):
+                and flow_open(consumer)):
             coros[1].close()  # the flow event's wait, never started
             result = await coros[0]
             if result is not FED:
@@ -45,5 +45,5 @@ def install(consumer: Any) -> None:
             return WaitResults([coros[0]], [result], False)
         return await faust_wait_first(*coros, timeout=timeout)
 
+    wait_first.direct_handoff = True  # type: ignore[attr-defined]
     consumer.wait_first = wait_first
-    consumer._direct_handoff = True

@@ -13,7 +13,7 @@ Faust's streams guaranteed around a rebalance still holds:
   a message fetched in an earlier consumer generation is dropped when taken. Its offset
   was never written, so it is read again from the committed offset;
 - a revoke waits for the batch in hand to be written (`stream_wait_empty`), through
-  `ConvoyApp._consumer_wait_empty`, so no row is written for a partition that is
+  `ConvoyApp.on_streams_empty`, so no row is written for a partition that is
   already being recovered elsewhere.
 
 A batch whose processing fails (Kafka unavailable) is retried with backoff while its
@@ -29,9 +29,8 @@ import logging
 from collections import deque
 from typing import Any, Awaitable, Callable
 
-from faust.transport.conductor import Conductor
-
 from .agent_commits import end_offset
+from .faust_ext.consumer import Conductor, OnMessage
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +162,7 @@ class FeedConductor(Conductor):
     an offset the agent had, and did not write, counts as a hole to read again.
     """
 
-    def _compile_message_handler(self) -> Any:
-        faust_on_message = super()._compile_message_handler()
+    def wrap_message_handler(self, faust_on_message: OnMessage) -> OnMessage:
         app = self.app
         commits = app.agent_commits
 

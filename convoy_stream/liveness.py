@@ -27,6 +27,8 @@ import sys
 import time
 from typing import Any, Callable
 
+from .faust_ext import consumer as faust_consumer
+
 log = logging.getLogger(__name__)
 
 #: Seconds between two checks of the watchdog.
@@ -78,10 +80,10 @@ class Liveness:
         app = self.app
         if app.consumer_generation_id <= 0 or app.rebalancing or getattr(app, "in_recovery", False):
             return None
-        fetcher = app._fetcher
+        fetcher = faust_consumer.fetcher(app)
         if fetcher.crashed:
             return f"the Kafka consumer's fetcher crashed: {fetcher.crash_reason!r}"
-        if not fetcher.started or fetcher._shutdown.is_set():
+        if not fetcher.started or faust_consumer.fetcher_shut_down(fetcher):
             return "the Kafka consumer's fetcher stopped: no records are read"
         return None
 
@@ -106,7 +108,7 @@ class Liveness:
             return None
         consumer = app.consumer
         ours = sorted((tp for tp in consumer.assignment() if tp.topic == self.ingest_topic), key=lambda tp: tp.partition)
-        committed = tuple(consumer._committed_offset.get(tp) for tp in ours)
+        committed = tuple(faust_consumer.committed_offset(consumer, tp) for tp in ours)
         waiting = 0
         for tp, offset in zip(ours, committed):
             try:

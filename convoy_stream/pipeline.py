@@ -11,6 +11,7 @@ import orjson
 
 from . import metrics
 from .app import app, dead_letter_topic, dead_letters_table, delivery_topic, ingest_topic, settings
+from .faust_ext.producer import aiokafka_producer
 from .ingestion import ingest
 from .ids import scoped
 from .publisher import EXPIRE_DEAD_LETTERS
@@ -56,7 +57,7 @@ async def process_batch(messages: list[Any]) -> None:
     for message, record in records:
         for delivery in ingest(record, config=app.config_store, tables=batch.tables(message.partition)):
             batch.add_delivery(delivery.endpoint_id, delivery, partitions)
-    await batch.write(app.producer._ensure_producer(), PRODUCED)
+    await batch.write(aiokafka_producer(app.producer), PRODUCED)
     app.agent_commits.written(messages)
     metrics.record_produced(PRODUCED, batch.delivery_count)
 

@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from . import metrics
+from .faust_ext import producer as faust_producer
 from .kafka_connection import KafkaConnection, client_options, connection
 from .ids import by_partition, mint_id, partition_for, partition_of, scoped
 from .records import IngestRecord
@@ -79,8 +80,7 @@ class Publisher:
         """Started and holding at least one live broker connection."""
         if self._producer is None:
             return False
-        conns = getattr(self._producer.client, "_conns", {})
-        return any(conn.connected() for conn in conns.values())
+        return faust_producer.connected(self._producer)
 
     def mint_event_id(self, project_id: str, dedup_key: str | None) -> str:
         """An event id naming the partition of its dedup key, or any partition without one (see `ids`)."""

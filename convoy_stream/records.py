@@ -12,6 +12,7 @@ from typing import Any, Optional
 import faust
 
 from . import codecs  # noqa: F401  (registers the orjson codec)
+from .faust_ext.records import assemble, assemble_payload, required_fields
 from .limits import MAX_JSON_DEPTH, json_depth_exceeds
 
 
@@ -51,19 +52,17 @@ class IngestRecord(faust.Record, serializer="orjson"):
         (a missing field, another type, a subclass) takes Faust's own path and its errors.
         """
         if cls is IngestRecord and type(data) is dict and _REQUIRED.issubset(data):
-            record = _assemble(cls, data)
-            record.__dict__.pop("__faust", None)
-            return record
+            return assemble_payload(cls, data)
         return super().from_data(data, preferred_type=preferred_type)
 
     @classmethod
     def build(cls, **fields: Any) -> "IngestRecord":
         """A record from values the way in already validated, without Faust's per-field
         setters, a fifth of a bridge message's CPU (docs/mechanisms.md#hot-path)."""
-        return _assemble(cls, fields)
+        return assemble(cls, fields)
 
 
-_REQUIRED = frozenset(f for f in IngestRecord._options.fields if f not in IngestRecord._options.defaults)
+_REQUIRED = required_fields(IngestRecord)
 
 
 class Delivery(faust.Record, serializer="orjson"):
@@ -87,17 +86,7 @@ class Delivery(faust.Record, serializer="orjson"):
     @classmethod
     def build(cls, **fields: Any) -> "Delivery":
         """A delivery from trusted values (`routing.build_deliveries`), without Faust's per-field setters."""
-        return _assemble(cls, fields)
-
-
-def _assemble(cls: type, fields: dict[str, Any]) -> Any:
-    """The record Faust's `__init__` would build: every field in `__dict__`, defaults for absent ones."""
-    record = cls.__new__(cls)
-    state = record.__dict__
-    state.update(cls._options.defaults)  # type: ignore[attr-defined]
-    state.update(fields)
-    state["__evaluated_fields__"] = set()
-    return record
+        return assemble(cls, fields)
 
 
 def event_document(record: IngestRecord, *, is_duplicate: bool, deliveries: list[Delivery], status: str) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from aiokafka.structs import TopicPartition
 from rocksdict import WriteBatch
 
 from .codecs import dumps_record
+from .faust_ext.tables import codec, has_open_db, partition_db
 from .ids import kafka_partition
 from .ingestion import Tables
 from .publisher import send_records
@@ -87,11 +88,11 @@ class TableWrites:
     def __init__(self, table: Any) -> None:
         self.table = table
         store = table.data
-        self.encode_key, self.encode_value, self.decode_value = store._encode_key, store._encode_value, store._decode_value
+        self.encode_key, self.encode_value, self.decode_value = codec(store)
         self.pending: dict[int, dict[str, Any]] = defaultdict(dict)
 
     def view(self, partition: int) -> PartitionView:
-        return PartitionView(self.pending[partition], self.table.data._db_for_partition(partition), self)
+        return PartitionView(self.pending[partition], partition_db(self.table.data, partition), self)
 
     def encoded(self) -> Iterator[tuple[int, list[tuple[bytes, bytes | None]]]]:
         """Each partition's rows as the bytes RocksDB and the changelog both hold (None: deleted)."""
@@ -149,7 +150,7 @@ class Batch:
                         batch.delete(key)
                     else:
                         batch.put(key, value)
-                store._db_for_partition(partition).write(batch)
+                partition_db(store, partition).write(batch)
                 changelog.append((store, topic, partition, rows))
         sent: list[tuple[asyncio.Future, int, Any, TopicPartition | None]] = []  # future, records, store, changelog
         for store, topic, partition, rows in changelog:
@@ -166,6 +167,6 @@ class Batch:
             # After the awaits: a partition whose database a rebalance closed meanwhile keeps
             # its older persisted offset (its recovery replays a little more, harmlessly)
             # rather than reopening the database here.
-            if tp.partition in store._dbs:
+            if has_open_db(store, tp.partition):
                 store.set_persisted_offset(tp, offset)
 

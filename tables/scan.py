@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import json
 from typing import Any, Callable, Iterator, Sequence
 
+from convoy_stream.faust_ext.tables import active_dbs, value_decoder
+
 LOW = ""
 HIGH = "\uffff"
 
@@ -70,12 +72,14 @@ def scan(table: Any, prefix: str, *, active: Callable[[str], bool], lower: str =
     """
     lo, hi = prefix + lower, prefix + upper
     store = table.data
-    if hasattr(store, "_dbs_for_actives"):
-        runs = [_rocksdb_run(db, lo, hi, descending) for db in store._dbs_for_actives()]
+    dbs = active_dbs(store)
+    if dbs is not None:
+        runs = [_rocksdb_run(db, lo, hi, descending) for db in dbs]
         merged = _counted(heapq.merge(*runs, key=lambda kv: kv[0], reverse=descending), budget)
         if needles:
             merged = (kv for kv in merged if all(any(n in kv[1] for n in group) for group in needles))
-        yield from ((k, store._decode_value(v)) for k, v in merged)
+        decode = value_decoder(store)
+        yield from ((k, decode(v)) for k, v in merged)
         return
     data = store.data
     keys = sorted((k for k in list(data.keys()) if isinstance(k, str) and lo < k < hi and active(k)), reverse=descending)

@@ -28,6 +28,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .. import metrics
+from ..faust_ext.consumer import committed_offset
 from .auth import require_admin
 from .context import Worker, ctx
 from .envelope import Handler
@@ -95,7 +96,6 @@ metrics.REGISTRY.register(LAG)
 def ingest_lag(app: Worker, topic: str) -> list[tuple[str, int, int]]:
     """(topic, partition, lag) for every partition of `topic` assigned to this worker's consumer."""
     consumer: Any = app.consumer
-    committed = getattr(consumer, "_committed_offset", {})
     found = []
     for tp in sorted(consumer.assignment(), key=lambda tp: (tp.topic, tp.partition)):
         if tp.topic != topic:
@@ -106,7 +106,7 @@ def ingest_lag(app: Worker, topic: str) -> list[tuple[str, int, int]]:
             continue
         if highwater is None:
             continue
-        done = committed.get(tp)
+        done = committed_offset(consumer, tp)
         found.append((tp.topic, tp.partition, max(0, int(highwater) - int(done or 0))))
     return found
 

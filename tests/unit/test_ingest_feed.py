@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from faust.transport import conductor as faust_conductor
 from mode.utils.queues import FlowControlEvent
 
 from convoy_stream import ingest_feed
@@ -224,7 +225,7 @@ def test_the_conductor_hands_ingest_messages_to_the_feed_and_others_to_faust(mon
         app.ingest_feed = f = feed(app)  # type: ignore[attr-defined]
         app.agent_commits = commits  # type: ignore[attr-defined]
         faust = Handler()
-        monkeypatch.setattr(ingest_feed.Conductor, "_compile_message_handler", lambda self: faust.on_message)
+        monkeypatch.setattr(faust_conductor.Conductor, "_compile_message_handler", lambda self: faust.on_message)
         conductor = ingest_feed.FeedConductor.__new__(ingest_feed.FeedConductor)  # no Service machinery
         conductor.app = app
         on_message = conductor._compile_message_handler()
