@@ -17,8 +17,8 @@ when it:
 
 No allow-list: the only names the first rule knows are the table's, so a touch that moves
 out of `faust_ext/` is reported, and a new touch inside it must be added to the table
-(`test_faust_ext_touches_only_listed_names` applies rules 1 to 4 to `faust_ext/` and
-requires each name found to be listed), where `test_library_seams.py` checks it. A class
+(`test_faust_ext_touches_only_listed_names` applies rules 1 to 4 to `faust_ext/`, the
+first to every `x._name` there, and requires each name found to be listed), where `test_library_seams.py` checks it. A class
 is a library subclass when a base resolves, through the module's imports, to a class of
 one of the libraries or of `faust_ext` whose method resolution order reaches a library class.
 """
@@ -63,8 +63,10 @@ class _Class:
 class _Finder(ast.NodeVisitor):
     """The library touches of one module (rules 1 to 4 of the module docstring)."""
 
-    def __init__(self, path: Path, tree: ast.Module) -> None:
+    def __init__(self, path: Path, tree: ast.Module, *, strict: bool = False) -> None:
         self.path = path
+        #: Every `x._name` not on our own `self` counts, listed or not (for `faust_ext/` itself).
+        self.strict = strict
         self.package = _module_name(path).rpartition(".")[0] if path.name != "__init__.py" else _module_name(path)
         self.imports: dict[str, str] = {}
         self.classes: list[_Class | None] = []  # None: one of our own classes
@@ -148,7 +150,7 @@ class _Finder(ast.NodeVisitor):
                 if current is not None and (current.library_has(name) or name not in current.own
                                             or name in PRIVATE_NAMES):
                     self._report(node, f"names {name} of a library class it derives from")
-            elif name in PRIVATE_NAMES:
+            elif name in PRIVATE_NAMES or self.strict:
                 self._report(node, f"names {name}, a library's private attribute")
         self.generic_visit(node)
 
@@ -163,9 +165,9 @@ class _Finder(ast.NodeVisitor):
         self.generic_visit(node)
 
 
-def touches(path: Path) -> list[tuple[int, str]]:
+def touches(path: Path, *, strict: bool = False) -> list[tuple[int, str]]:
     tree = ast.parse(path.read_text(), str(path))
-    finder = _Finder(path, tree)
+    finder = _Finder(path, tree, strict=strict)
     finder.visit(tree)
     return sorted(finder.found)
 
@@ -186,7 +188,7 @@ def test_faust_ext_touches_only_listed_names() -> None:
     """Every private name faust_ext reaches is a row of `faust_ext.SEAMS`, so the seam test checks it."""
     found = []
     for path in _python_files("convoy_stream/faust_ext"):
-        for line, what in touches(path):
+        for line, what in touches(path, strict=True):
             name = next((w.strip("'\"(),") for w in what.split() if _private(w.strip("'\"(),"))), "")
             if name not in PRIVATE_NAMES:
                 found.append(f"{path.relative_to(ROOT)}:{line}: {what}")
