@@ -149,6 +149,7 @@ def build_backlog(outgoing: Outgoing, records: int, *, repeat_ratio: float = 0.1
     """`records` single events spread over the endpoints, each with an idempotency key,
     `repeat_ratio` of them re-using the key of an earlier event (duplicates: no delivery)."""
     from convoy_stream.clock import timestamp
+    from convoy_stream.ids import dedup_key
     from convoy_stream.records import IngestRecord
 
     publisher, captured = capturing_publisher(partitions)
@@ -167,7 +168,7 @@ def build_backlog(outgoing: Outgoing, records: int, *, repeat_ratio: float = 0.1
             else:
                 idem = f"order-{i:07d}"
                 keys.append(idem)
-            dedup = f"{project}:{idem}"
+            dedup = dedup_key(project, idem)
             uid = publisher.mint_event_id(project, dedup)
             body = event_body(outgoing.endpoint_ids[i % len(outgoing.endpoint_ids)], i)
             record = IngestRecord(uid=uid, project_id=project, kind="single", event_type=body["event_type"],

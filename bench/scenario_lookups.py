@@ -112,6 +112,7 @@ async def _fill(ctx: Context, app_id: str, events: int, samples: int) -> dict[st
     from bridges.base import BrokerMessage
     from convoy_stream.broker_messages import to_record
     from convoy_stream.clock import timestamp
+    from convoy_stream.ids import dedup_key
     from convoy_stream.records import IngestRecord
 
     outgoing = ctx.get_template().outgoing
@@ -162,7 +163,7 @@ async def _fill(ctx: Context, app_id: str, events: int, samples: int) -> dict[st
                         broker_ids.append((message_id, record.uid))
                 else:
                     idem = f"order-{i:07d}"
-                    dedup = f"{project}:{idem}"
+                    dedup = dedup_key(project, idem)
                     record = IngestRecord(uid=mint(dedup), project_id=project, kind="single",
                                           event_type="invoice.paid", data=data, created_at=timestamp(),
                                           endpoint_id=endpoint_id, owner_id="", idempotency_key=idem,
