@@ -27,7 +27,6 @@ import json
 import os
 import sys
 import time
-from datetime import datetime, timezone
 from typing import Any
 
 import orjson
@@ -186,10 +185,6 @@ async def delete(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- the bridge
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 async def bridge(cfg: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,6 @@ import random
 import secrets
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 import httpx
@@ -121,10 +120,6 @@ def webhook_body(seq: int = 0) -> bytes:
 # ----------------------------------------------------------------------------- backlog
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 @dataclass
 class Backlog:
     items: list[tuple[bytes | None, bytes, int | None]]
@@ -153,6 +148,8 @@ def build_backlog(outgoing: Outgoing, records: int, *, repeat_ratio: float = 0.1
                   seed: int = 6) -> Backlog:
     """`records` single events spread over the endpoints, each with an idempotency key,
     `repeat_ratio` of them re-using the key of an earlier event (duplicates: no delivery)."""
+    from convoy_stream.clock import timestamp
+    from convoy_stream.ids import dedup_key
     from convoy_stream.records import IngestRecord
 
     publisher, captured = capturing_publisher(partitions)
@@ -171,11 +168,11 @@ def build_backlog(outgoing: Outgoing, records: int, *, repeat_ratio: float = 0.1
             else:
                 idem = f"order-{i:07d}"
                 keys.append(idem)
-            dedup = f"{project}:{idem}"
+            dedup = dedup_key(project, idem)
             uid = publisher.mint_event_id(project, dedup)
             body = event_body(outgoing.endpoint_ids[i % len(outgoing.endpoint_ids)], i)
             record = IngestRecord(uid=uid, project_id=project, kind="single", event_type=body["event_type"],
-                                  data=body["data"], created_at=_now(), endpoint_id=body["endpoint_id"],
+                                  data=body["data"], created_at=timestamp(), endpoint_id=body["endpoint_id"],
                                   owner_id="", idempotency_key=idem, dedup_key=dedup, headers={}, forward_headers={})
             await publisher.publish(record)
 

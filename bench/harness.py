@@ -257,8 +257,8 @@ def start_kafka(workdir: Path, nodes: int = 0) -> Any:
     """The benchmark's broker: convoy-stream's own embedded Apache Kafka on a free port, or
     with ``nodes`` a local KRaft cluster of that many nodes (512 MB heap each, as the single
     broker; PLAINTEXT, so the rows measure replication and nothing else)."""
-    from convoy_stream.embedded_cluster import EmbeddedKafkaCluster
-    from convoy_stream.embedded_kafka import EmbeddedKafka
+    from devkafka.embedded_cluster import EmbeddedKafkaCluster
+    from devkafka.embedded_kafka import EmbeddedKafka
 
     if nodes:
         kafka: Any = EmbeddedKafkaCluster(nodes, workdir / "kafka-cluster", heap="512m")

@@ -39,7 +39,6 @@ import asyncio
 import os
 import random
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -82,10 +81,6 @@ def _per_round(ctx: Context, counts: tuple[int, int]) -> int:
     return counts[1] if ctx.quick else counts[0]
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def payload(seq: int, rng: random.Random) -> dict[str, Any]:
     """An invoice-like `data` object of exactly PAYLOAD_BYTES bytes of compact JSON."""
     data: dict[str, Any] = {"invoice": f"in_{seq:08d}", "amount": 4200 + seq % 100, "currency": "usd",
@@ -116,6 +111,8 @@ async def _fill(ctx: Context, app_id: str, events: int, samples: int) -> dict[st
 
     from bridges.base import BrokerMessage
     from convoy_stream.broker_messages import to_record
+    from convoy_stream.clock import timestamp
+    from convoy_stream.ids import dedup_key
     from convoy_stream.records import IngestRecord
 
     outgoing = ctx.get_template().outgoing
@@ -160,15 +157,15 @@ async def _fill(ctx: Context, app_id: str, events: int, samples: int) -> dict[st
                     message_id = f"orders/{j % 4}/{j // 4}"
                     body = orjson.dumps({"endpoint_id": endpoint_id, "event_type": "invoice.paid", "data": data})
                     message = BrokerMessage(body=body, headers={}, message_id=message_id, delivery_id=message_id)
-                    record = to_record(source, message, config=config, event_id=mint, now=_now())  # type: ignore[arg-type]
+                    record = to_record(source, message, config=config, event_id=mint, now=timestamp())  # type: ignore[arg-type]
                     broker_events += 1
                     if i in broker_sample_at:
                         broker_ids.append((message_id, record.uid))
                 else:
                     idem = f"order-{i:07d}"
-                    dedup = f"{project}:{idem}"
+                    dedup = dedup_key(project, idem)
                     record = IngestRecord(uid=mint(dedup), project_id=project, kind="single",
-                                          event_type="invoice.paid", data=data, created_at=_now(),
+                                          event_type="invoice.paid", data=data, created_at=timestamp(),
                                           endpoint_id=endpoint_id, owner_id="", idempotency_key=idem,
                                           dedup_key=dedup, headers={}, forward_headers={})
                 await publisher.publish(record)

@@ -27,6 +27,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from convoy_stream import clock
+
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 100
@@ -308,7 +310,7 @@ async def run_consumer(
     def report(exc: BaseException, what: str) -> None:
         stats.errors += 1
         stats.last_error = redact(f"{what}: {type(exc).__name__}: {exc}", secrets)
-        stats.last_error_at = time.time()
+        stats.last_error_at = clock.seconds()
         log.warning("bridge %s (%s) %s", uid, consumer.broker, stats.last_error)
         if on_error is not None:
             try:

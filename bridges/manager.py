@@ -21,11 +21,11 @@ import asyncio
 import hashlib
 import json
 import logging
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from convoy_stream import clock
 from convoy_stream.kafka_connection import KafkaConnection
 from convoy_stream.limits import DEFAULT_MAX_BRIDGE_WORKERS, DEFAULT_MAX_SOURCE_WORKERS
 
@@ -119,7 +119,7 @@ class _Run:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None] | None] = field(default_factory=list)
     stats: list[WorkerStats] = field(default_factory=list)
-    started_at: float = field(default_factory=time.time)
+    started_at: float = field(default_factory=clock.seconds)
     error: str | None = None  # a config error that keeps the source from running at all
     capped: str | None = None  # why it runs fewer workers than its config asks for
 

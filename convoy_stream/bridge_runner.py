@@ -13,14 +13,13 @@ import logging
 import os
 import signal
 import time
-from datetime import datetime, timezone
 from functools import partial
 from typing import Any, Mapping, Sequence
 
 from bridges import BridgeManager, BrokerMessage, InvalidMessage
 from tables.config import ConfigStore
 
-from . import metrics, netpolicy
+from . import clock, metrics, netpolicy
 from .broker_messages import dead_letter_document, to_record, uses_transforms
 from .publisher import Publisher, RecordTooLarge
 from .records import IngestRecord
@@ -61,7 +60,7 @@ class Bridges:
 
     async def handle(self, source: Mapping[str, Any], messages: Sequence[BrokerMessage]) -> list[Exception | None]:
         """Build every message's record, then publish the batch and wait for Kafka once."""
-        now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        now = clock.timestamp()
         project_id = str(source["project_id"])
 
         def event_id(key: str | None) -> str:

@@ -14,6 +14,7 @@ import orjson
 from bridges.base import BrokerMessage, InvalidMessage
 
 from . import transforms
+from .ids import dedup_key as dedup_key_of
 from .limits import forwardable
 from .records import IngestRecord
 from .routing import ConfigView
@@ -48,7 +49,7 @@ def to_record(source: Mapping[str, Any], message: BrokerMessage, *, config: Conf
     elif kind == "broadcast":
         endpoint_id = owner_id = ""
     idempotency_key = fields.get("idempotency_key") or ""
-    dedup_key = f"{project_id}:{idempotency_key}" if idempotency_key else redelivery_key(source, message)
+    dedup_key = dedup_key_of(project_id, idempotency_key) if idempotency_key else redelivery_key(source, message)
     return IngestRecord.build(
         uid=event_id(dedup_key), project_id=project_id, kind=kind, event_type=fields["event_type"],
         data=fields["data"], created_at=now, endpoint_id=endpoint_id, owner_id=owner_id,
@@ -106,7 +107,7 @@ def redelivery_key(source: Mapping[str, Any], message: BrokerMessage) -> str:
     """
     if not message.delivery_id:
         return ""
-    return f"{source['project_id']}:broker:{source['uid']}:{message.delivery_id}"
+    return dedup_key_of(str(source["project_id"]), f"broker:{source['uid']}:{message.delivery_id}")
 
 
 def dead_letter_document(source: Mapping[str, Any], message: BrokerMessage, reason: str) -> dict[str, Any]:

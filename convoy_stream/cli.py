@@ -1,7 +1,9 @@
 """`convoy-stream` command line: dev, worker, bridge, kafka.
 
 The app module reads its settings from the environment when imported, so
-each command sets the environment first and imports the app after.
+each command sets the environment first and imports the app after. `dev` and
+`kafka` start a development broker from `devkafka`, a package of its own that
+nothing else of the worker imports (the worker image does not contain it).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def _run_worker(*, bridges: bool = True, web: bool = True) -> None:
@@ -80,13 +83,16 @@ def cmd_dev(args: argparse.Namespace) -> None:
     if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         _run_worker()
         return
-    from .embedded_kafka import EmbeddedKafka
+    broker = _devkafka("dev").embedded_kafka
 
     data_dir = Path(os.environ.get("CONVOY_STREAM_DATA_DIR", ".data"))
     port = int(os.environ.get("CONVOY_STREAM_KAFKA_PORT", "9092"))
-    kafka = EmbeddedKafka(port=port, data_dir=data_dir / "kafka")
-    print(f"starting embedded Apache Kafka on 127.0.0.1:{port} (first run downloads it with mvn)...", flush=True)
-    kafka.start()
+    try:
+        kafka = broker.EmbeddedKafka(port=port, data_dir=data_dir / "kafka")
+        print(f"starting embedded Apache Kafka on 127.0.0.1:{port} (first run downloads it with mvn)...", flush=True)
+        kafka.start()
+    except broker.KafkaStartError as exc:
+        sys.exit(f"convoy-stream: {exc}")
     os.environ["KAFKA_BOOTSTRAP_SERVERS"] = kafka.bootstrap
     try:
         _run_worker()
@@ -118,14 +124,27 @@ def cmd_kafka(args: argparse.Namespace) -> None:
     experiments), or with --nodes N a local KRaft cluster, optionally with SCRAM users."""
     data_root = Path(os.environ.get("CONVOY_STREAM_DATA_DIR", ".data"))
     port = args.port or int(os.environ.get("CONVOY_STREAM_KAFKA_PORT", "9092"))
-    if args.nodes == 1 and not args.scram_user:
-        from .embedded_kafka import main as kafka_main
+    devkafka = _devkafka("kafka")
+    try:
+        if args.nodes == 1 and not args.scram_user:
+            sys.exit(devkafka.embedded_kafka.main(["--port", str(port), "--data-dir", str(data_root / "kafka")]))
+        sys.exit(devkafka.cluster_cli.run_cluster(args.nodes, data_root / f"kafka-cluster-{args.nodes}", port,
+                                                  args.scram_user))
+    except devkafka.embedded_kafka.KafkaStartError as exc:
+        sys.exit(f"convoy-stream: {exc}")
 
-        sys.exit(kafka_main(["--port", str(port), "--data-dir", str(data_root / "kafka")]))
-    from .cluster_cli import run_cluster
 
-    sys.exit(run_cluster(args.nodes, data_root / f"kafka-cluster-{args.nodes}", port,
-                         args.scram_user))
+def _devkafka(command: str) -> Any:
+    """The development broker package, imported only by the commands that start a broker."""
+    try:
+        import devkafka.cluster_cli
+        import devkafka.embedded_kafka
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] != "devkafka":
+            raise
+        sys.exit(f"convoy-stream {command}: the development Kafka (package devkafka) is not installed here; "
+                 "set KAFKA_BOOTSTRAP_SERVERS to a Kafka cluster")
+    return devkafka
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -145,14 +164,13 @@ def main(argv: list[str] | None = None) -> None:
                        help="require SCRAM-SHA-256/512 from clients; repeatable")
     kafka.set_defaults(func=cmd_kafka)
     args = parser.parse_args(argv)
-    from .embedded_kafka import KafkaStartError
     from .kafka_connection import SettingError
     from .kafka_preflight import ClusterUnusable
     from .topic_layout import TopicMismatch
 
     try:
         args.func(args)
-    except (SettingError, ClusterUnusable, TopicMismatch, KafkaStartError) as exc:
+    except (SettingError, ClusterUnusable, TopicMismatch) as exc:
         # A setting or cluster the worker cannot run with: one line that says what to do.
         sys.exit(f"convoy-stream: {exc}")
     except ImportError as exc:

@@ -18,7 +18,6 @@ import itertools
 import json
 import secrets
 import string
-import time
 from base64 import b32encode
 from collections.abc import Iterable
 from functools import lru_cache
@@ -26,6 +25,8 @@ from functools import lru_cache
 from murmurhash2 import murmurhash2
 from ulid import ULID
 from ulid.base32 import ENCODE as _CROCKFORD
+
+from . import clock
 
 _ALNUM = string.ascii_letters + string.digits
 _DECODE = {char: value for value, char in enumerate(_CROCKFORD)}
@@ -79,7 +80,7 @@ def mint_id(partition: int | None, partitions: int, *, timestamp: float | None =
         raise ValueError(f"ids can name at most {MAX_PARTITIONS} partitions, not {partitions}")
     if partition is None:
         partition = next(_round_robin) % partitions
-    ts_ms = int((timestamp if timestamp is not None else time.time()) * 1000)
+    ts_ms = int((timestamp if timestamp is not None else clock.seconds()) * 1000)
     randomness = b32encode(secrets.token_bytes(10)).translate(_RFC_TO_CROCKFORD).decode()
     return _time_part(ts_ms) + _CROCKFORD[partition // 32] + _CROCKFORD[partition % 32] + randomness[2:]
 
@@ -95,6 +96,16 @@ def _time_part(ts_ms: int) -> str:
     """A ULID's first 10 characters: 48 bits of milliseconds (the same for every id minted in
     one millisecond, hence the cache)."""
     return b32encode((ts_ms << 30).to_bytes(10, "big")).translate(_RFC_TO_CROCKFORD).decode()[:_TIME_CHARS]
+
+
+def dedup_key(project_id: str, idempotency_key: str) -> str:
+    """The idempotency table key of an event: `<project>:<idempotency key>` ("" without a key).
+
+    Every record with one dedup key goes to one partition (`partition_for`), whose agent keeps
+    the first as the original and stores the rest as duplicates; lookups by idempotency key
+    hash the same string to find that partition's worker.
+    """
+    return f"{project_id}:{idempotency_key}" if idempotency_key else ""
 
 
 def scoped(scope: str, uid: str) -> str:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timezone
 from typing import Any, AsyncIterable
 
 import orjson
 
-from . import metrics
+from . import clock, metrics
 from .app import app, dead_letter_topic, dead_letters_table, delivery_topic, ingest_topic, settings
 from .faust_ext.producer import aiokafka_producer
 from .ingestion import ingest
@@ -104,7 +103,7 @@ async def enforce_retention() -> None:
         projects, active = app.config_store.all("project"), app.active_keys()
         for command in sweep(app.event_tables.events, projects, active=active, partitions=settings.partitions):
             await app.publisher.publish(command)
-        for project_id, uids in expired(dead_letters_table, projects, active=active, now=datetime.now(timezone.utc)):
+        for project_id, uids in expired(dead_letters_table, projects, active=active, now=clock.now()):
             await app.publisher.expire_dead_letters(project_id, uids)
     except Exception:  # a failed sweep is retried next interval; it must never stop the worker
         log.exception("retention sweep failed")

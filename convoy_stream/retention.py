@@ -12,7 +12,7 @@ same way through the dead-letter topic (`Publisher.expire_dead_letters`).
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any, Callable, Iterable, Iterator
 
@@ -20,6 +20,7 @@ from ulid import ULID
 
 from tables.scan import scan
 
+from . import clock
 from .durations import parse_go_duration
 from .ids import by_partition
 from .ingestion import EXPIRE
@@ -69,7 +70,7 @@ def expired(table: Any, projects: Iterable[dict[str, Any]], *, active: Callable[
 def sweep(events_table: Any, projects: Iterable[dict[str, Any]], *, active: Callable[[str], bool], partitions: int,
           now: datetime | None = None) -> list[IngestRecord]:
     """The expire commands for every local event past its project's retention (bounded per sweep)."""
-    now = now or datetime.now(timezone.utc)
-    stamp = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    now = now or clock.now()
+    stamp = clock.timestamp(now)
     return [command for project_id, uids in expired(events_table, projects, active=active, now=now)
             for command in expire_commands(project_id, uids, partitions=partitions, now=stamp)]

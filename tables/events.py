@@ -1,7 +1,7 @@
 """Read side of the events table: the queries a worker answers from its own partitions.
 
-Each function reads only local table data. `convoy_stream/web/lookups.py`
-decides which worker to ask (the owner of a key, or every worker) and merges.
+Each function reads only local table data. `queries.py` decides which worker
+answers (the owner of a key, or every worker); the API merges their answers.
 An event's row holds its deliveries (`records.event_document`), and a
 delivery id starts with its event id, so every query reads events rows.
 """

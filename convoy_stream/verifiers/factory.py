@@ -16,11 +16,11 @@ can validate a source at create/update time.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from .. import clock
 from .auth import ApiKeyVerifier, BasicAuthVerifier, NoopVerifier
 from .base import DEFAULT_TOLERANCE_SECONDS, ENCODINGS, Clock, Keyring, Verifier, hashlib_name
 from .errors import UnknownProvider, UnknownVerifierType, VerifierConfigError
@@ -47,7 +47,7 @@ VERIFIER_TYPES: tuple[str, ...] = ("noop", "hmac", "basic_auth", "api_key")
 CONVOY_DEFAULT_HEADER = "X-Convoy-Signature"
 
 
-def build_verifier(source: Mapping[str, Any], *, now: Callable[[], float] = time.time) -> Verifier:
+def build_verifier(source: Mapping[str, Any], *, now: Callable[[], float] = clock.seconds) -> Verifier:
     """Build the verifier for ``source`` (a Convoy source object,
     docs/convoy-behaviour.md#source-entity).
 

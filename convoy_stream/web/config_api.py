@@ -6,7 +6,6 @@ before the answer; see `tables/config.py`.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from functools import partial
 from typing import Any, Callable
 
@@ -16,6 +15,7 @@ from aiohttp import web
 from bridges.base import InvalidMessage
 from bridges.manager import bridge_workers
 
+from ..clock import timestamp
 from ..ids import mask_id, new_api_key, new_ulid
 from ..secrets_redaction import ENDPOINT_SECRET_PATHS, SOURCE_SECRET_PATHS, keep_stored_secrets, redact
 from .. import netpolicy, transforms
@@ -26,10 +26,6 @@ from .context import Context, ctx
 from .body import read_json
 from .envelope import ApiError, ok
 from .pagination import paginate
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _validated(fn: Callable[..., dict[str, Any]], body: Any, **kwargs: Any) -> dict[str, Any]:
@@ -51,7 +47,7 @@ async def create_project(request: web.Request) -> web.Response:
     c = ctx(request)
     c.admin(request)
     fields = _validated(validate_project, await read_json(request))
-    stamp = now()
+    stamp = timestamp()
     project = {"uid": new_ulid(), **fields, "organisation_id": "", "created_at": stamp, "updated_at": stamp, "deleted_at": None}
     key, mask, digest = new_api_key()
     await c.config.put("project", project["uid"], project)
@@ -71,7 +67,7 @@ async def update_project(request: web.Request) -> web.Response:
     c = ctx(request)
     project = await c.project(request)
     fields = _validated(validate_project, await read_json(request), update=True)
-    updated = {**project, **fields, "uid": project["uid"], "updated_at": now()}
+    updated = {**project, **fields, "uid": project["uid"], "updated_at": timestamp()}
     await c.config.put("project", project["uid"], updated)
     return ok(_project_view(updated), "Project updated successfully", 202)
 
@@ -133,7 +129,7 @@ class Resource:
         c = ctx(request)
         project = await c.project(request)
         fields = await self._validated(c, project, await read_json(request), current=None)
-        stamp = now()
+        stamp = timestamp()
         entity = {"uid": new_ulid(), "project_id": project["uid"], **fields, "created_at": stamp, "updated_at": stamp, "deleted_at": None}
         entity = self.complete(c, project, entity, created=True)
         await c.config.put(self.kind, entity["uid"], entity)
@@ -164,7 +160,7 @@ class Resource:
             body = keep_stored_secrets(body, old, self.secret_paths)
         fields = await self._validated(c, project, body, current=old)
         fields = keep_stored_secrets(fields, old, self.secret_paths)
-        entity = self.complete(c, project, {**old, **fields, "uid": old["uid"], "project_id": old["project_id"], "updated_at": now()}, created=False)
+        entity = self.complete(c, project, {**old, **fields, "uid": old["uid"], "project_id": old["project_id"], "updated_at": timestamp()}, created=False)
         await c.config.put(self.kind, entity["uid"], entity)
         return ok(self.view(c, entity), f"{self.label} updated successfully", 202)
 

@@ -10,6 +10,7 @@ from aiohttp import ClientSession, web
 
 from tables.config import ConfigStore
 
+from ..cluster import ask_worker, cluster_secret
 from ..ingestion import Tables
 from ..liveness import Liveness
 from ..publisher import Publisher
@@ -84,6 +85,10 @@ class Context:
     def admin(self, request: web.Request) -> None:
         self.require_ready()
         require_admin(request, self.config, self.admin_digest)
+
+    async def ask_worker(self, worker: str, name: str, project_id: str, key: str) -> Any:
+        """Another worker's answer to a question of `tables.queries`, which takes this context."""
+        return await ask_worker(self.app.http_client, cluster_secret(self.config), worker, name, project_id, key)
 
 
 def ctx(request: web.Request) -> Context:

@@ -1,8 +1,9 @@
 """Convoy's response envelope and the one place errors become HTTP answers.
 
 Every answer is `{"status": bool, "message": str, "data": ...}`. Handlers
-raise `ApiError` for the client's mistakes (4xx) and `KafkaUnavailable`
-becomes 503; anything else is answered by `failures.unexpected_outcome`.
+raise `ApiError` for the client's mistakes (4xx); `KafkaUnavailable` and a
+query no worker can answer now (`tables.queries.Unavailable`) become 503;
+anything else is answered by `failures.unexpected_outcome`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Any, Awaitable, Callable
 
 import orjson
 from aiohttp import web
+
+from tables.queries import Unavailable
 
 from ..publisher import KafkaUnavailable, RecordTooLarge
 from .failures import unexpected_outcome
@@ -69,6 +72,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except KafkaUnavailable as exc:
         log.warning("kafka unavailable for %s %s: %s", request.method, request.path, exc)
         return error(503, "event store unavailable, retry later", {"Retry-After": "1"})
+    except Unavailable as exc:
+        return error(503, str(exc), {"Retry-After": "1"})
     except web.HTTPException as exc:
         if exc.status >= 400:
             return _http_exception(exc)

@@ -7,22 +7,23 @@ otherwise) and, unlike Convoy, returns the event so a client can look it up.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from tables.events import DeliveryFilter, EventFilter, within
+from tables import queries
+from tables.events import DeliveryFilter, EventFilter, Page, within
 
-from ..ids import mask_id, new_ulid, scoped
+from ..clock import timestamp
+from ..ids import dedup_key, mask_id, new_ulid
 from ..records import IngestRecord
-from ..routing import catch_all_subscription, event_uid_of
+from ..routing import catch_all_subscription
 from ..validation import ValidationError, validate_event
-from .config_api import now, refuse_internal_url
+from .config_api import refuse_internal_url
 from .context import Context, ctx
 from .body import read_json
 from .envelope import ApiError, ok
 from .listing import many, merge, page_of
-from .lookups import ask_all, ask_owner, encode_list_arg
 
 MESSAGES = {
     "single": "Event queued successfully",
@@ -33,17 +34,13 @@ MESSAGES = {
 DUPLICATE = "Duplicate event received, but will not be sent"
 
 
-def dedup_key(project_id: str, idempotency_key: str) -> str:
-    return f"{project_id}:{idempotency_key}" if idempotency_key else ""
-
-
-async def is_known_duplicate(request: web.Request, project_id: str, key: str) -> bool:
+async def is_known_duplicate(c: Context, project_id: str, idempotency_key: str) -> bool:
     """Best-effort answer for the response message; the agent decides for real."""
-    if not key:
+    if not idempotency_key:
         return False
     try:
-        return bool(await ask_owner(request, "idempotency", key, "events_by_dedup", project_id, key))
-    except ApiError:
+        return bool(await queries.events_by_idempotency_key(c, project_id, idempotency_key))
+    except queries.Unavailable:
         return False
 
 
@@ -56,7 +53,7 @@ async def _ensure_subscription(c: Context, endpoint: dict[str, Any], event_types
     endpoint had two deliveries.
     """
     if not c.config.subscriptions_for_endpoint(endpoint["uid"]):
-        stamp = now()
+        stamp = timestamp()
         subscription = catch_all_subscription(endpoint) | {"created_at": stamp, "updated_at": stamp, "deleted_at": None}
         subscription["filter_config"]["event_types"] = event_types or ["*"]
         await c.config.put("subscription", subscription["uid"], subscription)
@@ -65,7 +62,7 @@ async def _ensure_subscription(c: Context, endpoint: dict[str, Any], event_types
 async def _dynamic_endpoint(c: Context, project: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
     endpoint = c.config.endpoint_by_url(project["uid"], fields["url"])
     if endpoint is None:
-        stamp = now()
+        stamp = timestamp()
         endpoint = {"uid": new_ulid(), "project_id": project["uid"], "name": fields["url"], "url": fields["url"],
                     "secret": fields.get("secret") or mask_id(32), "owner_id": "", "description": "", "status": "active",
                     "created_at": stamp, "updated_at": stamp, "deleted_at": None}
@@ -101,11 +98,11 @@ def create_event(kind: str) -> Any:
             record_kind = "single"
         idempotency_key = fields.get("idempotency_key") or ""
         key = dedup_key(project["uid"], idempotency_key)
-        duplicate = await is_known_duplicate(request, project["uid"], key)
+        duplicate = await is_known_duplicate(c, project["uid"], idempotency_key)
         headers = {k.lower(): str(v) for k, v in (fields.get("custom_headers") or {}).items()}
         record = IngestRecord.build(
             uid=c.publisher.mint_event_id(project["uid"], key), project_id=project["uid"], kind=record_kind,
-            event_type=fields["event_type"], data=fields["data"], created_at=now(),
+            event_type=fields["event_type"], data=fields["data"], created_at=timestamp(),
             endpoint_id=endpoint_id, owner_id=fields.get("owner_id") or "",
             idempotency_key=idempotency_key, dedup_key=key, headers=headers, forward_headers=headers,
         )
@@ -120,20 +117,18 @@ def create_event(kind: str) -> Any:
 
 
 async def get_event(request: web.Request) -> web.Response:
-    project = await ctx(request).project(request)
-    uid = request.match_info["eventID"]
-    event = await ask_owner(request, "events", scoped(project["uid"], uid), "event", project["uid"], uid)
+    c = ctx(request)
+    project = await c.project(request)
+    event = await queries.event_by_id(c, project["uid"], request.match_info["eventID"])
     if event is None:
         raise ApiError(404, "event not found")
     return ok(event, "Event fetched successfully")
 
 
-async def _list(request: web.Request, table: str, name: str, filter_: Any) -> dict[str, Any]:
+async def _list(request: web.Request, pages: Callable[[Page], Awaitable[queries.Pages]]) -> dict[str, Any]:
     """A page from a scan of every worker's partitions."""
-    project = await ctx(request).project(request)
     page, size = page_of(request.query)
-    results = await ask_all(request, table, name, project["uid"], encode_list_arg(page, filter_))
-    return merge(results, page, size, cursor_given=_cursor_given(request))
+    return merge(await pages(page), page, size, cursor_given=_cursor_given(request))
 
 
 async def _indexed(request: web.Request, lookups: list[Any], filter_: Any) -> dict[str, Any]:
@@ -156,12 +151,9 @@ def _cursor_given(request: web.Request) -> bool:
     return bool(request.query.get("next_page_cursor") or request.query.get("prev_page_cursor"))
 
 
-async def _everywhere(request: web.Request, name: str, project_id: str, key: str) -> list[dict[str, Any]]:
-    return [row for part in await ask_all(request, "events", name, project_id, key) for row in part]
-
-
 async def list_events(request: web.Request) -> web.Response:
-    project = await ctx(request).project(request)
+    c = ctx(request)
+    project = await c.project(request)
     pid, q = project["uid"], request.query
     f = EventFilter(
         source_ids=many(q, "sourceId"), endpoint_ids=many(q, "endpointId"), owner_id=q.get("ownerId", ""),
@@ -169,17 +161,17 @@ async def list_events(request: web.Request) -> web.Response:
         query=q.get("query", ""),
     )
     if f.idempotency_key:
-        key = dedup_key(pid, f.idempotency_key)
-        data = await _indexed(request, [ask_owner(request, "idempotency", key, "events_by_dedup", pid, key)], f)
+        data = await _indexed(request, [queries.events_by_idempotency_key(c, pid, f.idempotency_key)], f)
     elif f.broker_message_id:
-        data = await _indexed(request, [_everywhere(request, "events_by_broker_id", pid, f.broker_message_id)], f)
+        data = await _indexed(request, [queries.events_by_broker_id(c, pid, f.broker_message_id)], f)
     else:
-        data = await _list(request, "events", "list_events", f)
+        data = await _list(request, lambda page: queries.event_pages(c, pid, f, page))
     return ok(data, "Events fetched successfully")
 
 
 async def list_deliveries(request: web.Request) -> web.Response:
-    project = await ctx(request).project(request)
+    c = ctx(request)
+    project = await c.project(request)
     pid, q = project["uid"], request.query
     f = DeliveryFilter(
         event_ids=many(q, "eventId"), endpoint_ids=many(q, "endpointId"), subscription_ids=many(q, "subscriptionId"),
@@ -187,27 +179,28 @@ async def list_deliveries(request: web.Request) -> web.Response:
         broker_message_id=q.get("brokerMessageId", ""),
     )
     if f.event_ids:
-        lookups = [ask_owner(request, "events", scoped(pid, uid), "deliveries_of_event", pid, uid) for uid in f.event_ids]
-        data = await _indexed(request, lookups, f)
+        data = await _indexed(request, [queries.deliveries_of_event(c, pid, uid) for uid in f.event_ids], f)
     elif f.idempotency_key:
-        key = dedup_key(pid, f.idempotency_key)
-        data = await _indexed(request, [ask_owner(request, "idempotency", key, "deliveries_by_dedup", pid, key)], f)
+        data = await _indexed(request, [queries.deliveries_by_idempotency_key(c, pid, f.idempotency_key)], f)
     elif f.broker_message_id:
-        data = await _indexed(request, [_everywhere(request, "deliveries_by_broker_id", pid, f.broker_message_id)], f)
+        data = await _indexed(request, [queries.deliveries_by_broker_id(c, pid, f.broker_message_id)], f)
     else:
-        data = await _list(request, "events", "list_deliveries", f)
+        data = await _list(request, lambda page: queries.delivery_pages(c, pid, f, page))
     return ok(data, "Event deliveries fetched successfully")
 
 
 async def list_dead_letters(request: web.Request) -> web.Response:
     """Broker messages that could never become events, with the reason (newest first)."""
-    return ok(await _list(request, "dead-letters", "list_dead_letters", DeliveryFilter()), "Dead letters fetched successfully")
+    c = ctx(request)
+    project = await c.project(request)
+    data = await _list(request, lambda page: queries.dead_letter_pages(c, project["uid"], page))
+    return ok(data, "Dead letters fetched successfully")
 
 
 async def get_delivery(request: web.Request) -> web.Response:
-    project = await ctx(request).project(request)
-    uid = request.match_info["deliveryID"]
-    delivery = await ask_owner(request, "events", scoped(project["uid"], event_uid_of(uid)), "delivery", project["uid"], uid)
+    c = ctx(request)
+    project = await c.project(request)
+    delivery = await queries.delivery_by_id(c, project["uid"], request.match_info["deliveryID"])
     if delivery is None:
         raise ApiError(404, "event delivery not found")
     return ok(delivery, "Event Delivery fetched successfully")

@@ -9,21 +9,21 @@ idempotency. The answer is sent after Kafka acknowledged the record.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
 from typing import Any
 
 from aiohttp import web
 
 from .. import metrics
+from ..clock import timestamp
+from ..ids import dedup_key
 from ..limits import MAX_JSON_DEPTH, MAX_PAYLOAD_READ_SIZE, JsonTooDeep
 from ..records import IngestRecord
 from ..verifiers import UnknownProvider, VerificationError, VerifierConfigError, WebhookRequest, build_verifier, twitter_crc_response
 from ..webhook_payload import PayloadError, convert_body, extract_event_type, forwarded_headers, idempotency_key, loads_json, redact_headers
-from .config_api import now
 from .context import Context, ctx
 from .body import read_body
 from .envelope import ApiError, json_response
-from .events import DUPLICATE, dedup_key, is_known_duplicate
+from .events import DUPLICATE, is_known_duplicate
 
 log = logging.getLogger(__name__)
 
@@ -132,11 +132,11 @@ async def ingest(request: web.Request) -> web.Response:
     key = dedup_key(project["uid"], checksum)
     record = IngestRecord.build(
         uid=c.publisher.mint_event_id(project["uid"], key), project_id=project["uid"], kind="webhook", event_type=event_type,
-        data=data, raw=raw, created_at=now(), source_id=source["uid"], idempotency_key=checksum, dedup_key=key,
+        data=data, raw=raw, created_at=timestamp(), source_id=source["uid"], idempotency_key=checksum, dedup_key=key,
         headers=stored, forward_headers=forwarded_headers(stored, source.get("forward_headers")),
         url_query_params=request.query_string, url_path=request.path,
     )
-    duplicate = await is_known_duplicate(request, project["uid"], key)
+    duplicate = await is_known_duplicate(c, project["uid"], checksum)
     await c.publisher.publish(record)
     custom = source.get("custom_response") or {}
     if custom.get("body"):
@@ -157,7 +157,7 @@ async def crc(request: web.Request) -> web.Response:
     secret = ((source.get("verifier") or {}).get("hmac") or {}).get("secret", "")
     if not token or not secret:
         raise ApiError(400, "CRC verification failed")
-    stamp = datetime.now(timezone.utc).isoformat()
+    stamp = timestamp()
     updated = {**source, "provider_config": {"twitter": {"crc_verified_at": stamp}}}
     await c.config.put("source", source["uid"], updated)
     return json_response(twitter_crc_response(secret, token))

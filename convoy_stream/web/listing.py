@@ -17,6 +17,7 @@ from ulid import ULID
 from tables.events import READ_THROUGH, Page
 from tables.scan import HIGH
 
+from .. import clock
 from .envelope import ApiError
 from .pagination import per_page
 
@@ -42,7 +43,7 @@ def _ulid_at(moment: datetime) -> str:
 def page_of(query: Mapping[str, str], *, now: datetime | None = None) -> tuple[Page, int]:
     """The scan bounds and direction for this request, and the page size."""
     size = per_page(query)
-    start = _parse_date(query, "startDate") or (now or datetime.now(timezone.utc)) - DEFAULT_WINDOW
+    start = _parse_date(query, "startDate") or (now or clock.now()) - DEFAULT_WINDOW
     end = _parse_date(query, "endDate")
     if end is not None and end < start:
         raise ApiError(400, "startDate cannot be later than endDate")

@@ -15,7 +15,7 @@ from . import config_api, events, ingest, metrics, openapi, protocol_errors, rat
 from .context import Context, Worker
 from .envelope import error_middleware
 from .health import health
-from .lookups import internal_query
+from .internal import internal_query
 
 
 def install(app: Worker, web_app: web.Application) -> None:

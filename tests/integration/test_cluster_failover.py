@@ -26,7 +26,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from convoy_stream.embedded_cluster import EmbeddedKafkaCluster
+from devkafka.embedded_cluster import EmbeddedKafkaCluster
 from tests.conftest import ADMIN_TOKEN, Api
 from tests.integration.test_crash_and_outage import check_nothing_lost, setup
 from tests.support.workers import Worker, all_committed, eventually, read_topic

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from convoy_stream.embedded_kafka import EmbeddedKafka, KafkaStartError, free_port
+from devkafka.embedded_kafka import EmbeddedKafka, KafkaStartError, free_port
 
 
 pytestmark = pytest.mark.integration
@@ -144,7 +144,7 @@ def test_jars_are_fetched_once(tmp_path: Path) -> None:
 
 def test_module_main_runs_in_foreground_until_sigterm(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "convoy_stream.embedded_kafka", "--port", str(free_port()),
+        [sys.executable, "-m", "devkafka.embedded_kafka", "--port", str(free_port()),
          "--data-dir", str(tmp_path)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},

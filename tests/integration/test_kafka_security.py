@@ -23,7 +23,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from convoy_stream.embedded_kafka import free_port
+from devkafka.embedded_kafka import free_port
 from convoy_stream.kafka_connection import KafkaConnection
 from tests.support.secure_kafka import ELSEWHERE_HOST, USER, SecureKafka, secure_kafka
 from tests.support.workers import Worker, eventually, read_topic

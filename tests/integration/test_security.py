@@ -35,7 +35,7 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from convoy_stream.embedded_kafka import free_port
+from devkafka.embedded_kafka import free_port
 from convoy_stream.web import routes
 from tests.conftest import ADMIN_TOKEN
 from tests.support.workers import Worker, all_committed, eventually, read_to_end

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from convoy_stream.ids import dedup_key
 from tests.conftest import ADMIN_TOKEN, Api
 from tests.support.workers import Worker, all_committed, committed_while_progressing, eventually, read_to_end, read_topic
 
@@ -175,7 +176,7 @@ def test_a_worker_started_on_a_large_backlog_reads_every_record_once(
                               dead_letter_topic=f"{app_id}-dead-letters", partitions=8, timeout=10.0)
         writes = []
         for i in range(BACKLOG):
-            dedup = f"{api.project_id}:k{i}"
+            dedup = dedup_key(api.project_id, f"k{i}")
             writes.append(publisher._ingest_write(IngestRecord.build(
                 uid=publisher.mint_event_id(api.project_id, dedup), project_id=api.project_id, kind="single",
                 event_type="backlog", data={"i": i}, created_at="2026-12-04T00:00:00Z", endpoint_id=endpoint_id,

@@ -19,7 +19,7 @@ import asyncio
 import threading
 from typing import Any
 
-from convoy_stream.embedded_kafka import free_port
+from devkafka.embedded_kafka import free_port
 
 
 class AckHoldingProxy:

@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 
-from convoy_stream.embedded_cluster import EmbeddedKafkaCluster
-from convoy_stream.embedded_kafka import EmbeddedKafka, KafkaStartError, free_port, kafka_ready
+from devkafka.embedded_cluster import EmbeddedKafkaCluster
+from devkafka.embedded_kafka import EmbeddedKafka, KafkaStartError, free_port, kafka_ready
 
 __all__ = ["CLUSTER_USER", "ExternalKafka", "free_port", "kafka_broker", "kafka_cluster",
            "kafka_factory", "start_embedded_kafka"]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from convoy_stream.embedded_kafka import CLUSTER_ID, HOST, EmbeddedKafka, KafkaStartError, free_port
+from devkafka.embedded_kafka import CLUSTER_ID, HOST, EmbeddedKafka, KafkaStartError, free_port
 from convoy_stream.kafka_connection import KafkaConnection
 from tests.support.tls import Pki, make_pki
 

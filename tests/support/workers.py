@@ -22,7 +22,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from convoy_stream.embedded_kafka import free_port
+from devkafka.embedded_kafka import free_port
 from convoy_stream.kafka_connection import KafkaConnection, client_options
 
 

@@ -25,7 +25,8 @@ def citations() -> list[tuple[str, str, str]]:
     """(where, page, anchor) for every docs/ reference in the repository's text files."""
     found = []
     files = [*ROOT.joinpath("convoy_stream").rglob("*.py"), *ROOT.joinpath("bridges").rglob("*.py"),
-             *ROOT.joinpath("tables").rglob("*.py"), *ROOT.joinpath("tests").rglob("*.py"),
+             *ROOT.joinpath("tables").rglob("*.py"), *ROOT.joinpath("devkafka").rglob("*.py"),
+             *ROOT.joinpath("tests").rglob("*.py"),
              *ROOT.joinpath("bench").glob("*.py"), ROOT / "README.md"]
     for path in files:
         for n, line in enumerate(path.read_text().splitlines(), 1):

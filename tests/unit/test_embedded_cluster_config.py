@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from convoy_stream.cluster_cli import parse_users
-from convoy_stream.embedded_cluster import EmbeddedKafkaCluster
-from convoy_stream.embedded_kafka import (
+from devkafka.cluster_cli import parse_users
+from devkafka.embedded_cluster import EmbeddedKafkaCluster
+from devkafka.embedded_kafka import (
     KAFKA_VERSION_ENV,
     EmbeddedKafka,
     KafkaStartError,

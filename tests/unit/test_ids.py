@@ -9,7 +9,7 @@ import pytest
 from aiokafka.partitioner import murmur2
 from ulid import ULID
 
-from convoy_stream.ids import MAX_PARTITIONS, kafka_partition, mint_id, partition_for, partition_of, scoped
+from convoy_stream.ids import MAX_PARTITIONS, dedup_key, kafka_partition, mint_id, partition_for, partition_of, scoped
 
 
 @pytest.mark.parametrize("partitions", [1, 8, 12, 1024])
@@ -64,3 +64,11 @@ def test_ids_are_unique() -> None:
 def test_too_many_partitions_is_refused() -> None:
     with pytest.raises(ValueError):
         mint_id(0, MAX_PARTITIONS + 1)
+
+
+def test_a_dedup_key_is_the_project_and_its_idempotency_key() -> None:
+    """REST events, webhooks and broker messages of a project share one key space: the same
+    idempotency key makes the second a duplicate, whichever way each came in."""
+    assert dedup_key("proj-1", "inv-42") == "proj-1:inv-42"
+    assert dedup_key("proj-2", "inv-42") != dedup_key("proj-1", "inv-42")
+    assert dedup_key("proj-1", "") == ""  # no key: never a duplicate

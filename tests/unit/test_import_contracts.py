@@ -2,8 +2,10 @@
 
 The app is the composition root above `web/` (which sees the worker only
 through `web/context.Worker`), and bridges, tables and the domain rules never
-reach up into the worker or the HTTP layer: an import that breaks a layer
-fails here, with import-linter's account of the offending chain.
+reach up into the worker or the HTTP layer; `tables/` holds no HTTP code; the
+development broker (`devkafka/`) is imported only by the CLI commands that
+start one. An import that breaks a layer fails here, with import-linter's
+account of the offending chain.
 """
 
 from __future__ import annotations

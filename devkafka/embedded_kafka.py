@@ -1,16 +1,17 @@
 """An embedded single-node Apache Kafka broker (KRaft mode) for `make run` and the tests.
 
 Why it exists: convoy-stream must run on a fresh machine with only Java 17 and Maven, and
-its integration tests must hit a real Kafka (Tansu and fakes were not good enough, see the
-design notes). So we fetch the broker jars once from Maven Central with the machine's ``mvn``
-(pom in ``convoy_stream/kafka/pom.xml``) and run ``kafka.Kafka`` as a child process.
+its integration tests must hit a real Kafka, not a look-alike that behaves differently where
+it matters (committed offsets, compaction, rebalances). So we fetch the broker jars once from
+Maven Central with the machine's ``mvn`` (pom in ``devkafka/pom.xml``) and run
+``kafka.Kafka`` as a child process.
 
 Usage::
 
     with EmbeddedKafka(port=9092, data_dir=Path(".data/kafka")) as kafka:
         print(kafka.bootstrap)          # "127.0.0.1:9092"
 
-or by hand: ``python -m convoy_stream.embedded_kafka --port 9092 --data-dir .data/kafka``.
+or by hand: ``python -m devkafka.embedded_kafka --port 9092 --data-dir .data/kafka``.
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ __all__ = [
     "read_metadata",
 ]
 
-#: The pom whose dependencies are the broker's classpath (package data of convoy_stream).
-KAFKA_POM: Path = Path(__file__).resolve().parent / "kafka" / "pom.xml"
+#: The pom whose dependencies are the broker's classpath (package data of devkafka).
+KAFKA_POM: Path = Path(__file__).resolve().parent / "pom.xml"
 
 #: Fixed KRaft cluster id (base64url of b"convoy-stream-01"): a data dir formatted once is
 #: reusable by every later start, and nothing has to remember a random id.
@@ -533,7 +534,7 @@ class EmbeddedKafka:
 
     def _write_config(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        text = "# written by convoy_stream.embedded_kafka on every start\n" + "".join(
+        text = "# written by devkafka.embedded_kafka on every start\n" + "".join(
             f"{k}={v}\n" for k, v in self._properties().items())
         self.properties_path.write_text(text)
         # quiet: WARN and up, plus the one line that says the server started / shut down
@@ -781,7 +782,7 @@ def _mb(size: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run a broker in the foreground until Ctrl-C / SIGTERM (handy by hand)."""
-    parser = argparse.ArgumentParser(prog="python -m convoy_stream.embedded_kafka",
+    parser = argparse.ArgumentParser(prog="python -m devkafka.embedded_kafka",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int,
                         default=int(os.environ.get("CONVOY_STREAM_KAFKA_PORT", "9092")))
