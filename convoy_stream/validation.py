@@ -34,7 +34,8 @@ from __future__ import annotations
 from bridges.base import InvalidMessage
 
 from .broker_config import MAX_SOURCE_WORKERS, PUB_SUB_TYPES, validate_pub_sub
-from .broker_messages import MESSAGE_TYPE_HEADER, MESSAGE_TYPES, merge_broker_headers, message_type, validate_broker_message
+from .broker_messages import (MESSAGE_TYPE_HEADER, MESSAGE_TYPES, merge_broker_headers, message_type,
+                              validate_broker_message)
 from .limits import MAX_CUSTOM_RESPONSE_SIZE
 from .shapes.endpoints import ENDPOINT_STATUSES, validate_endpoint
 from .shapes.events import EVENT_KINDS, validate_event

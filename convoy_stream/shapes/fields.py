@@ -2,10 +2,10 @@
 
 A :class:`Field` says what a field is (JSON type, enum, lower bound), what Convoy answers when
 it is missing or out of range, and any extra OpenAPI keywords (pattern, example,
-description). :func:`read` type-checks a field as Go's decoder would (a wrong JSON type
-is ``body contains incorrect JSON type for field "<path>"``, checked before any rule), and
-:func:`problem` applies its plain rules; :meth:`Shape.schema` describes the same rules in
-OpenAPI 3.0. Messages follow Convoy's ``util.Validate``: ``"<json_field>:<message>"``, every
+description). The readers (`text`, `opt_int`, `opt_object`, ...) type-check a field as Go's
+decoder would (a wrong JSON type is ``body contains incorrect JSON type for field
+"<path>"``, checked before any rule), and :func:`problem` applies its plain rules;
+:meth:`Shape.schema` describes the same rules in OpenAPI 3.0. Messages follow Convoy's ``util.Validate``: ``"<json_field>:<message>"``, every
 failing field of a step reported, joined by ``", "`` in declaration order.
 """
 
@@ -177,28 +177,6 @@ def as_object(value: Any, path: str = "") -> dict[str, Any]:
     return value
 
 
-def read(spec: Field, obj: Mapping[str, Any], parent: str = "") -> Any:
-    """The field's value, type-checked by its kind; ``None`` when absent or ``null``.
-
-    A map is ``{}`` when absent; an array of objects is returned as sent (its items are
-    the caller's to read with their path).
-    """
-    key = spec.name
-    if spec.kind == "string":
-        return opt_str(obj, key, parent)
-    if spec.kind == "integer":
-        return opt_int(obj, key, parent)
-    if spec.kind == "boolean":
-        return opt_bool(obj, key, parent)
-    if spec.kind == "object":
-        return opt_object(obj, key, parent)
-    if spec.kind == "map":
-        return str_map(obj, key, parent)
-    if spec.kind == "array" and spec.shape is None:
-        return opt_str_list(obj, key, parent)
-    return obj.get(key)
-
-
 def opt_object(obj: Mapping[str, Any], key: str, parent: str = "") -> dict[str, Any] | None:
     value = obj.get(key)
     if value is None:
@@ -299,7 +277,8 @@ def is_http_url(value: str) -> bool:
 #: http(s), then only RFC 3986 characters (`limits.is_uri_text`); the host must also parse.
 URL_PATTERN = "[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9._~:/?#\\[\\]@!$&'()*+,;=%-]+"
 #: An http(s) URL field (`is_http_url` also parses its host).
-URL_SCHEMA: Schema = {"pattern": f"^{URL_PATTERN}$", "maxLength": MAX_URL_BYTES, "example": "https://example.com/webhooks"}
+URL_SCHEMA: Schema = {"pattern": f"^{URL_PATTERN}$", "maxLength": MAX_URL_BYTES,
+                      "example": "https://example.com/webhooks"}
 #: A URL field that may also be empty (none).
 OPTIONAL_URL_SCHEMA: Schema = {"pattern": f"^({URL_PATTERN})?$", "maxLength": MAX_URL_BYTES, "nullable": True}
 INVALID_URL = "please provide a valid http or https url"

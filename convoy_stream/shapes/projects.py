@@ -55,7 +55,8 @@ PROJECT_CONFIG = Shape((
 ))
 PROJECT = Shape((
     Field("name", required="please provide a valid name", blank_is_missing=True),
-    Field("type", required="please provide a valid type", enum=PROJECT_TYPES, enum_message="please provide a valid type"),
+    Field("type", required="please provide a valid type", enum=PROJECT_TYPES,
+          enum_message="please provide a valid type"),
     Field("logo_url", extra=OPTIONAL_URL_SCHEMA),
     Field("config", "object", shape=PROJECT_CONFIG),
 ))
@@ -142,7 +143,8 @@ def _validate_project_config(raw: Mapping[str, Any]) -> dict[str, Any]:
     _raise(strategy_shape["retry_count"], retry_count)
     config["strategy"] = {
         "type": strategy_type,
-        "duration": _positive(strategy_shape["duration"], strategy, "config.strategy", defaults["strategy"]["duration"]),
+        "duration": _positive(strategy_shape["duration"], strategy, "config.strategy",
+                              defaults["strategy"]["duration"]),
         "retry_count": defaults["strategy"]["retry_count"] if retry_count is None else retry_count,
     }
 

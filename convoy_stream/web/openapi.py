@@ -2,8 +2,8 @@
 
 The request schemas are generated from the field tables the validators read
 (`convoy_stream.shapes`), so the document and the validators cannot disagree about a
-field's type, enum or bounds; the rest is kept as Python next to the routes. `tests/unit/test_openapi.py` checks that every route registered in
-`routes.py` (except the workers' own `/_internal/*`) has exactly one operation
+field's type, enum or bounds; the rest is kept as Python next to the routes.
+`tests/unit/test_openapi.py` checks that every route registered in `routes.py` (except the workers' own `/_internal/*`) has exactly one operation
 here, and `tests/integration/test_openapi_fuzz.py` runs schemathesis against a
 live worker with it: no 5xx, and every answer matches this document.
 
