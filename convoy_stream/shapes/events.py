@@ -15,17 +15,18 @@ _DATA = Field("data", "any", required="please provide your data")
 _CUSTOM_HEADERS = Field("custom_headers", "map")
 _IDEMPOTENCY_KEY = Field("idempotency_key")
 
-#: Each kind's fields in Convoy's declaration order, which is the order of its messages.
+#: Each kind's fields in Convoy's declaration order: the order of its messages, and of the
+#: type checks of its strings.
 EVENT_SHAPES: dict[str, Shape] = {
-    "single": Shape((_DATA, _EVENT_TYPE, Field("endpoint_id"), Field("app_id"), Field("owner_id"), _CUSTOM_HEADERS,
+    "single": Shape((Field("app_id"), Field("endpoint_id"), Field("owner_id"), _DATA, _EVENT_TYPE, _CUSTOM_HEADERS,
                      _IDEMPOTENCY_KEY),
                     description="`endpoint_id` (or Convoy's older `app_id`) is required."),
     "fanout": Shape((Field("owner_id", required="please provide an owner id", blank_is_missing=True), _EVENT_TYPE,
                      _DATA, _CUSTOM_HEADERS, _IDEMPOTENCY_KEY)),
     "broadcast": Shape((_EVENT_TYPE, _DATA, _CUSTOM_HEADERS, _IDEMPOTENCY_KEY)),
     "dynamic": Shape((Field("url", required="please provide an endpoint url", blank_is_missing=True, extra=URL_SCHEMA),
-                      Field("data", "any", required="please provide your webhook event data"), _EVENT_TYPE,
-                      Field("secret"), Field("event_types", "array"), _CUSTOM_HEADERS, _IDEMPOTENCY_KEY)),
+                      Field("secret"), Field("data", "any", required="please provide your webhook event data"),
+                      _EVENT_TYPE, Field("event_types", "array"), _CUSTOM_HEADERS, _IDEMPOTENCY_KEY)),
 }
 
 

@@ -141,8 +141,8 @@ class FieldErrors:
 
 
 def missing(spec: Field, value: Any) -> bool:
-    """Absent, ``null``, ``""`` or (with ``blank_is_missing``) only whitespace."""
-    if isinstance(value, str):
+    """Absent, ``null``, or for a string ``""`` or (with ``blank_is_missing``) only whitespace."""
+    if spec.kind == "string" and isinstance(value, str):
         return not (value.strip() if spec.blank_is_missing else value)
     return value is None
 
