@@ -158,3 +158,15 @@ def test_a_retention_policy_is_swept_as_validated(policy: str, seconds: float) -
     project = validate_project({"name": "p", "type": "outgoing", "config": {"retention_policy": {"policy": policy}}})
     assert retention.retention_of(project) == pytest.approx(seconds)
     assert retention.parse_duration is durations.parse_go_duration
+
+
+@pytest.mark.parametrize("data", ["", 0, False, [], {}])
+def test_any_json_value_but_null_is_an_events_data(data: Any) -> None:
+    """`data` is required as present, not as non-empty: only a string field's `""` is missing."""
+    assert validate_event("single", {"endpoint_id": "e", "event_type": "t", "data": data})["data"] == data
+
+
+def test_a_wrong_json_type_is_reported_for_the_first_field_convoy_declares() -> None:
+    with pytest.raises(ValidationError) as info:
+        validate_event("single", {"endpoint_id": 1, "event_type": 2, "data": {}})
+    assert info.value.message == 'body contains incorrect JSON type for field "endpoint_id"'
