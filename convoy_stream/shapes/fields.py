@@ -37,13 +37,14 @@ class ValidationError(ValueError):
 class Field:
     """One field of a request body.
 
-    ``required`` is Convoy's message when the field is absent, ``null`` or blank (and
-    marks it required in the schema unless ``schema_required`` says otherwise);
-    ``enum``/``enum_message`` and ``minimum``/``bound_message`` likewise. ``shape`` is
-    an object's fields (or an array's item object); ``items`` an array's item field.
-    ``fold`` is ``"upper"``/``"lower"`` for enums accepted in any case and stored folded;
-    ``blank_is_missing`` makes a whitespace-only string count as missing (else only ``""``).
-    ``enum_message`` may name the value sent as ``{value}``.
+    ``required`` is Convoy's message when the field is missing (:func:`missing`), and
+    marks it required in the schema unless ``schema_required`` says otherwise;
+    ``enum``/``enum_message`` and ``minimum``/``bound_message`` likewise (``enum_message``
+    may name the value sent as ``{value}``). ``shape`` is an object's fields (or an
+    array's item object); ``items`` an array's item field. ``fold`` is ``"upper"``/``"lower"``
+    for enums accepted in any case and stored folded; ``blank_is_missing`` makes a
+    whitespace-only string count as missing (else only ``""``). ``extra`` holds OpenAPI
+    keywords the validator checks in code (a pattern, a maximum) or that only document.
     """
 
     name: str
