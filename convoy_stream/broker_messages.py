@@ -1,8 +1,10 @@
-"""A broker message as Convoy defines it, turned into an ingest record.
+"""A broker message as Convoy defines it (docs/convoy-behaviour.md#broker-message), turned into an ingest record.
 
 Pure: the bridges' handle calls `to_record`, then publishes. Anything that
 makes a message invalid forever raises `InvalidMessage`, so the shared loop
-dead-letters and acks it (docs/decisions.md#decision-12).
+dead-letters and acks it (docs/decisions.md#decision-12). The message's own
+rules are here (`validate_broker_message`, `message_type`); a source's broker
+config is `broker_config`'s.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from bridges.base import BrokerMessage, InvalidMessage
 
 from . import transforms
 from .ids import dedup_key as dedup_key_of
-from .limits import forwardable
+from .limits import forwardable, header_map_problem
 from .records import IngestRecord
 from .routing import ConfigView
-from .validation import merge_broker_headers, message_type, validate_broker_message
 from .webhook_payload import loads_json
 
 BROKER_MESSAGE_ID = "x-broker-message-id"
+MESSAGE_TYPE_HEADER = "x-convoy-message-type"
+MESSAGE_TYPES = ("single", "fanout", "broadcast")
 
 
 def to_record(source: Mapping[str, Any], message: BrokerMessage, *, config: ConfigView, event_id: Any, now: str) -> IngestRecord:
@@ -130,3 +133,98 @@ def _is_utf8(data: bytes) -> bool:
         return True
     except UnicodeDecodeError:
         return False
+
+
+# ------------------------------------------------------------------------ the message's rules
+
+
+_BROKER_FIELDS = ("endpoint_id", "owner_id", "event_type", "data", "custom_headers", "idempotency_key")
+
+
+def _json_type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def validate_broker_message(body: bytes) -> dict[str, Any]:
+    """Validate a broker message body (docs/convoy-behaviour.md#broker-message,
+    steps 1, 3 and 4).
+
+    Apply the source's ``body_function`` before calling this. The body must be a JSON
+    object with only ``endpoint_id, owner_id, event_type, data, custom_headers,
+    idempotency_key`` (Go's ``DisallowUnknownFields``: an unknown field is named in the
+    reason); ``event_type`` must be non-empty and ``data`` present and not ``null``.
+    Returns all six fields; absent strings are ``None``, ``custom_headers`` ``{}``.
+    Raises :class:`InvalidMessage` - such a message can never succeed, so it is
+    dead-lettered rather than retried.
+    """
+    try:
+        value = loads_json(body.decode("utf-8", errors="replace"))
+    except (ValueError, RecursionError) as exc:
+        raise InvalidMessage(f"message body is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise InvalidMessage(f"json: cannot unmarshal {_json_type_name(value)} into a Convoy event object")
+    for key in value:
+        if key not in _BROKER_FIELDS:
+            raise InvalidMessage(f'json: unknown field "{key}"')
+    for key in ("endpoint_id", "owner_id", "event_type", "idempotency_key"):
+        item = value.get(key)
+        if item is not None and not isinstance(item, str):
+            raise InvalidMessage(f'json: cannot unmarshal {_json_type_name(item)} into field "{key}" of type string')
+    headers = value.get("custom_headers")
+    if headers is not None:
+        if not isinstance(headers, dict):
+            raise InvalidMessage(f'json: cannot unmarshal {_json_type_name(headers)} into field "custom_headers" '
+                                 "of type map[string]string")
+        for name, item in headers.items():
+            if not isinstance(item, str):
+                raise InvalidMessage(f'json: cannot unmarshal {_json_type_name(item)} into field '
+                                     f'"custom_headers.{name}" of type string')
+        problem = header_map_problem(headers)
+        if problem:
+            raise InvalidMessage(f"custom_headers: {problem}")
+    if not (value.get("event_type") or "").strip():
+        raise InvalidMessage("the payload doesn't include an event type")
+    if value.get("data") is None:
+        raise InvalidMessage("the payload doesn't include any data")
+    return {
+        "endpoint_id": value.get("endpoint_id") or None,
+        "owner_id": value.get("owner_id") or None,
+        "event_type": value["event_type"],
+        "data": value["data"],
+        "custom_headers": dict(headers or {}),
+        "idempotency_key": value.get("idempotency_key") or None,
+    }
+
+
+def merge_broker_headers(headers: Mapping[str, str], custom_headers: Mapping[str, str]) -> dict[str, str]:
+    """One header map with lower-case names (docs/decisions.md#decision-13): broker headers win.
+
+    Convoy kept both the original and a lower-cased copy of every name; we keep only
+    the lower-cased one. A ``custom_headers`` entry is used when the broker did not set
+    that name.
+    """
+    merged = {name.lower(): value for name, value in custom_headers.items()}
+    merged.update({name.lower(): value for name, value in headers.items()})
+    return merged
+
+
+def message_type(headers: Mapping[str, str], custom_headers: Mapping[str, str]) -> str:
+    """The routing of a broker message: ``single`` (default), ``fanout`` or ``broadcast``.
+
+    Read from ``x-convoy-message-type`` in the broker headers, else in the message's
+    ``custom_headers`` (names case-insensitive). Any other value raises
+    :class:`InvalidMessage` with Convoy's text.
+    """
+    value = merge_broker_headers(headers, custom_headers).get(MESSAGE_TYPE_HEADER, "single")
+    if value not in MESSAGE_TYPES:
+        raise InvalidMessage(f"{value} isn't a valid pubsub message type, it should be one of single, "
+                             "fanout or broadcast")
+    return value

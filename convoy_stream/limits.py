@@ -21,6 +21,12 @@ MAX_JSON_DEPTH = 128
 #: which the whole ingest record (body and headers) must fit (`publisher.MAX_RECORD_BYTES`).
 MAX_PAYLOAD_READ_SIZE = 1_000_000
 
+#: Convoy's 50 KiB: a project's default `max_payload_read_size`, and the largest
+#: `custom_response.body` a source may answer with.
+CONVOY_SIZE_LIMIT = 51_200
+DEFAULT_MAX_PAYLOAD_READ_SIZE = CONVOY_SIZE_LIMIT
+MAX_CUSTOM_RESPONSE_SIZE = CONVOY_SIZE_LIMIT
+
 #: Header maps a tenant sends (`custom_headers`, broker messages, header functions).
 MAX_HEADER_NAME_BYTES = 256
 MAX_HEADER_VALUE_BYTES = 8192

@@ -16,7 +16,7 @@ from aiohttp import web
 from .. import metrics
 from ..clock import timestamp
 from ..ids import dedup_key
-from ..limits import MAX_JSON_DEPTH, MAX_PAYLOAD_READ_SIZE, JsonTooDeep
+from ..limits import DEFAULT_MAX_PAYLOAD_READ_SIZE, MAX_JSON_DEPTH, MAX_PAYLOAD_READ_SIZE, JsonTooDeep
 from ..records import IngestRecord
 from ..verifiers import UnknownProvider, VerificationError, VerifierConfigError, WebhookRequest, build_verifier, twitter_crc_response
 from ..webhook_payload import PayloadError, convert_body, extract_event_type, forwarded_headers, idempotency_key, loads_json, redact_headers
@@ -27,7 +27,7 @@ from .events import DUPLICATE, is_known_duplicate
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_PAYLOAD = 51200
+DEFAULT_MAX_PAYLOAD = DEFAULT_MAX_PAYLOAD_READ_SIZE
 CHUNK = 64 * 1024
 
 

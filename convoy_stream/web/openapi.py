@@ -1,8 +1,9 @@
 """The OpenAPI 3 description of convoy-stream's HTTP API, served at `GET /openapi.json`.
 
-Kept as Python so it can share constants with the validators and stay next to
-the routes. `tests/unit/test_openapi.py` checks that every route registered in
-`routes.py` (except the workers' own `/_internal/*`) has exactly one operation
+The request schemas are generated from the field tables the validators read
+(`convoy_stream.shapes`), so the document and the validators cannot disagree about a
+field's type, enum or bounds; the rest is kept as Python next to the routes.
+`tests/unit/test_openapi.py` checks that every route registered in `routes.py` (except the workers' own `/_internal/*`) has exactly one operation
 here, and `tests/integration/test_openapi_fuzz.py` runs schemathesis against a
 live worker with it: no 5xx, and every answer matches this document.
 
@@ -18,7 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from ..validation import ENCODINGS, HASH_ALGORITHMS, PROVIDERS, PUB_SUB_TYPES, SOURCE_TYPES, VERIFIER_TYPES
+from ..shapes.catalog import request_schemas
 
 VERSION = "0.1.0"
 
@@ -63,72 +64,6 @@ def listing(item: str) -> Schema:
 
 # -- components -----------------------------------------------------------------------------
 
-HMAC = obj({
-    "header": STRING, "hash": {"type": "string", "enum": list(HASH_ALGORITHMS)}, "secret": STRING,
-    "encoding": {"type": "string", "enum": list(ENCODINGS)},
-    "tolerance_seconds": {"type": "integer", "minimum": 1, "nullable": True},
-    "previous_secret": NULLABLE_STRING,
-    "previous_secret_expires_at": {"type": "string", "format": "date-time", "nullable": True},
-}, description="Secrets are shown once, at creation; reads answer `[REDACTED]`.")
-
-VERIFIER = obj({
-    "type": {"type": "string", "enum": list(VERIFIER_TYPES)},
-    "hmac": HMAC,
-    "basic_auth": obj({"username": STRING, "password": STRING}, ["username", "password"]),
-    "api_key": obj({"header_name": STRING, "header_value": STRING}, ["header_name", "header_value"]),
-})
-
-PUB_SUB = obj({
-    "type": {"type": "string", "enum": list(PUB_SUB_TYPES)},
-    "workers": {"type": "integer", "minimum": 1},
-    "sqs": obj({"access_key_id": STRING, "secret_key": STRING, "default_region": STRING, "queue_name": STRING,
-                "endpoint": NULLABLE_STRING}, ["access_key_id", "secret_key", "default_region", "queue_name"]),
-    "google": obj({"service_account": {"type": "string", "description": "base64 of a JSON key file"},
-                   "subscription_id": STRING, "project_id": STRING},
-                  ["service_account", "subscription_id", "project_id"]),
-    "kafka": obj({"brokers": STRING_LIST, "topic_name": STRING, "consumer_group_id": STRING,
-                  "auth": obj({"type": {"type": "string", "enum": ["plain", "scram"]},
-                               "hash": {"type": "string", "enum": ["SHA256", "SHA512"]},
-                               "username": STRING, "password": STRING, "tls": BOOLEAN}, nullable=True)},
-                 ["brokers", "topic_name"]),
-    "amqp": obj({"schema": {"type": "string", "enum": ["amqp", "amqps"]}, "host": STRING,
-                 "port": {"type": "string", "pattern": "^[0-9]{1,5}$"}, "queue": STRING, "vhost": STRING,
-                 "auth": obj({"user": STRING, "password": STRING}, nullable=True),
-                 "bindExchange": obj({"exchange": STRING, "routingKey": STRING}, ["exchange"], nullable=True),
-                 "deadLetterExchange": NULLABLE_STRING},
-                ["host", "port", "queue"]),
-}, ["type"], description="Broker config of a `pub_sub` source; credentials are shown once, at creation.")
-
-FILTER_CONFIG = obj({
-    "event_types": STRING_LIST,
-    "filter": obj({"headers": {"type": "object"}, "body": {"type": "object"},
-                   "query": {"type": "object"}, "path": {"type": "object"}}),
-})
-
-PROJECT_CONFIG = obj({
-    "max_payload_read_size": {"type": "integer", "minimum": 0},
-    "replay_attacks_prevention_enabled": BOOLEAN,
-    "retention_policy_enabled": BOOLEAN,
-    "disable_endpoint": BOOLEAN,
-    "retention_policy": obj({"policy": {"type": "string", "example": "168h"}}),
-    "ratelimit": obj({"count": {"type": "integer", "minimum": 0}, "duration": {"type": "integer", "minimum": 0}},
-                     description="Convoy's pacing of deliveries to endpoints: convoy-stream sends none, so only "
-                                 "Convoy's default (count 1000, duration 60) is accepted."),
-    "strategy": obj({"type": {"type": "string", "enum": ["linear", "exponential"]},
-                     "duration": {"type": "integer", "minimum": 0}, "retry_count": {"type": "integer", "minimum": 0}}),
-    "signature": obj({"header": STRING, "versions": {"type": "array", "items": obj({
-        "hash": {"type": "string", "enum": list(HASH_ALGORITHMS)},
-        "encoding": {"type": "string", "enum": list(ENCODINGS)}}, ["hash", "encoding"])}}),
-    "request_id_header": STRING,
-})
-
-#: http(s), then only RFC 3986 characters (`limits.is_uri_text`); the host must also parse.
-URL_PATTERN = "[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9._~:/?#\\[\\]@!$&'()*+,;=%-]+"
-URL_SCHEMA: Schema = {"type": "string", "pattern": f"^{URL_PATTERN}$", "maxLength": 4096,
-                      "example": "https://example.com/webhooks"}
-#: `logo_url`: a URL, or empty for none.
-OPTIONAL_URL: Schema = {"type": "string", "pattern": f"^({URL_PATTERN})?$", "maxLength": 4096, "nullable": True}
-
 DATA_OMITTED: Schema = {"type": "string", "description": "present when `data` is null because it was stored nested "
                                                          "deeper than the 128 levels an answer can carry"}
 
@@ -140,50 +75,8 @@ SCHEMAS: dict[str, Schema] = {
                       ["per_page", "has_next_page", "has_prev_page", "next_page_cursor", "prev_page_cursor"]),
     "Health": obj({"config_loaded": BOOLEAN, "kafka_connected": BOOLEAN, "partitions_assigned": BOOLEAN},
                   ["config_loaded", "kafka_connected", "partitions_assigned"]),
-    # -- requests --
-    "ProjectCreate": obj({"name": {"type": "string", "minLength": 1}, "type": {"type": "string", "enum": ["incoming", "outgoing"]},
-                          "logo_url": OPTIONAL_URL, "config": PROJECT_CONFIG}, ["name", "type"]),
-    "ProjectUpdate": obj({"name": {"type": "string", "minLength": 1}, "logo_url": OPTIONAL_URL,
-                          "config": PROJECT_CONFIG}, ["name"]),
-    "EndpointInput": obj({
-        "name": {"type": "string", "minLength": 1}, "url": URL_SCHEMA, "secret": NULLABLE_STRING,
-        "owner_id": NULLABLE_STRING, "description": NULLABLE_STRING,
-        "status": {"type": "string", "enum": ["active", "inactive", "paused"]}, "is_disabled": BOOLEAN,
-        "advanced_signatures": BOOLEAN, "support_email": {"type": "string", "pattern": r"^([^@\s]+@[^@\s]+\.[^@\s]+)?$", "nullable": True},  # "" = none, as validation reads it
-        "slack_webhook_url": NULLABLE_STRING, "http_timeout": {"type": "integer", "minimum": 1, "nullable": True},
-        "rate_limit": {"type": "integer", "minimum": 0, "nullable": True},
-        "rate_limit_duration": {"type": "integer", "minimum": 0, "nullable": True},
-        "authentication": obj({"type": {"type": "string", "enum": ["api_key"]},
-                               "api_key": obj({"header_name": STRING, "header_value": STRING}, ["header_name", "header_value"])},
-                              nullable=True),
-    }, ["name", "url"]),
-    "SubscriptionInput": obj({"name": {"type": "string", "minLength": 1}, "endpoint_id": {"type": "string", "minLength": 1},
-                              "source_id": NULLABLE_STRING, "function": NULLABLE_STRING, "filter_config": FILTER_CONFIG},
-                             ["name", "endpoint_id"]),
-    "SubscriptionUpdate": obj({"name": {"type": "string", "minLength": 1},
-                               "endpoint_id": {"type": "string", "minLength": 1}, "source_id": NULLABLE_STRING,
-                               "function": NULLABLE_STRING, "filter_config": FILTER_CONFIG},
-                              description="Only the fields sent change."),
-    "SourceInput": obj({
-        "name": {"type": "string", "minLength": 1}, "type": {"type": "string", "enum": list(SOURCE_TYPES)},
-        "provider": {"type": "string", "enum": ["", *PROVIDERS]}, "verifier": VERIFIER,
-        "custom_response": obj({"body": STRING, "content_type": STRING}),
-        "idempotency_keys": {"type": "array", "items": {"type": "string", "example": "request.body.id"}},
-        "event_type_location": {"type": "string", "example": "request.body.type"},
-        "body_function": NULLABLE_STRING, "header_function": NULLABLE_STRING,
-        "pub_sub": PUB_SUB, "is_disabled": BOOLEAN, "forward_headers": STRING_LIST,
-    }, ["name", "type"]),
-    "EventSingle": obj({"endpoint_id": STRING, "app_id": STRING, "event_type": {"type": "string", "minLength": 1},
-                        "data": ANY, "custom_headers": STRING_MAP, "idempotency_key": STRING},
-                       ["event_type", "data"], description="`endpoint_id` (or Convoy's older `app_id`) is required."),
-    "EventFanout": obj({"owner_id": {"type": "string", "minLength": 1}, "event_type": {"type": "string", "minLength": 1},
-                        "data": ANY, "custom_headers": STRING_MAP, "idempotency_key": STRING},
-                       ["owner_id", "event_type", "data"]),
-    "EventBroadcast": obj({"event_type": {"type": "string", "minLength": 1}, "data": ANY, "custom_headers": STRING_MAP,
-                           "idempotency_key": STRING}, ["event_type", "data"]),
-    "EventDynamic": obj({"url": URL_SCHEMA, "secret": STRING, "event_types": STRING_LIST,
-                         "event_type": {"type": "string", "minLength": 1}, "data": ANY, "custom_headers": STRING_MAP,
-                         "idempotency_key": STRING}, ["url", "event_type", "data"]),
+    # -- requests: generated from the field tables the validators read --
+    **request_schemas(),
     # -- answers --
     "Project": obj({"uid": STRING, "name": STRING, "type": {"type": "string", "enum": ["incoming", "outgoing"]},
                     "logo_url": NULLABLE_STRING, "organisation_id": STRING, "config": {"type": "object"},
@@ -464,9 +357,7 @@ def _operation_id(method: str, path: str) -> str:
 
 
 #: Request bodies: every optional field may also be `null`, which means "not sent" (Go's rule).
-REQUEST_SCHEMAS = ("ProjectCreate", "ProjectUpdate", "EndpointInput", "SubscriptionInput", "SubscriptionUpdate",
-                   "SourceInput",
-                   "EventSingle", "EventFanout", "EventBroadcast", "EventDynamic")
+REQUEST_SCHEMAS = tuple(request_schemas())
 
 
 def _null_means_absent(schema: Schema) -> Schema:
