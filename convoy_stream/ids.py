@@ -20,6 +20,7 @@ import secrets
 import string
 from base64 import b32encode
 from collections.abc import Iterable
+from datetime import datetime
 from functools import lru_cache
 
 from murmurhash2 import murmurhash2
@@ -96,6 +97,12 @@ def _time_part(ts_ms: int) -> str:
     """A ULID's first 10 characters: 48 bits of milliseconds (the same for every id minted in
     one millisecond, hence the cache)."""
     return b32encode((ts_ms << 30).to_bytes(10, "big")).translate(_RFC_TO_CROCKFORD).decode()[:_TIME_CHARS]
+
+
+def lowest_uid_at(moment: datetime) -> str:
+    """The smallest ULID minted at `moment`: every uid minted earlier sorts below it."""
+    ms = max(int(moment.timestamp() * 1000), 0)
+    return str(ULID.from_bytes(ms.to_bytes(6, "big") + bytes(10)))
 
 
 def dedup_key(project_id: str, idempotency_key: str) -> str:

@@ -16,13 +16,11 @@ from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any, Callable, Iterable, Iterator
 
-from ulid import ULID
-
 from tables.scan import scan
 
 from . import clock
 from .durations import parse_go_duration
-from .ids import by_partition
+from .ids import by_partition, lowest_uid_at
 from .ingestion import EXPIRE
 from .records import IngestRecord
 
@@ -42,9 +40,7 @@ def retention_of(project: dict[str, Any]) -> float:
 
 def cutoff_uid(now: datetime, retention_seconds: float) -> str:
     """Every event uid below this one is older than the retention."""
-    moment = now - timedelta(seconds=retention_seconds)
-    ms = max(int(moment.timestamp() * 1000), 0)
-    return str(ULID.from_bytes(ms.to_bytes(6, "big") + bytes(10)))
+    return lowest_uid_at(now - timedelta(seconds=retention_seconds))
 
 
 def expire_commands(project_id: str, expired: Iterable[str], *, partitions: int, now: str) -> list[IngestRecord]:

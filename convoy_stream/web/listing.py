@@ -12,12 +12,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
-from ulid import ULID
-
 from tables.events import READ_THROUGH, Page
 from tables.scan import HIGH
 
 from .. import clock
+from ..ids import lowest_uid_at
 from .envelope import ApiError
 from .pagination import per_page
 
@@ -35,11 +34,6 @@ def _parse_date(query: Mapping[str, str], name: str) -> datetime | None:
         raise ApiError(400, f"please specify a {name} in the format 2006-01-02T15:04:05") from exc
 
 
-def _ulid_at(moment: datetime) -> str:
-    ms = max(int(moment.timestamp() * 1000), 0)
-    return str(ULID.from_bytes(ms.to_bytes(6, "big") + bytes(10)))
-
-
 def page_of(query: Mapping[str, str], *, now: datetime | None = None) -> tuple[Page, int]:
     """The scan bounds and direction for this request, and the page size."""
     size = per_page(query)
@@ -47,8 +41,8 @@ def page_of(query: Mapping[str, str], *, now: datetime | None = None) -> tuple[P
     end = _parse_date(query, "endDate")
     if end is not None and end < start:
         raise ApiError(400, "startDate cannot be later than endDate")
-    lower = _ulid_at(start - timedelta(milliseconds=1))
-    upper = _ulid_at(end + timedelta(seconds=1)) if end else HIGH
+    lower = lowest_uid_at(start - timedelta(milliseconds=1))
+    upper = lowest_uid_at(end + timedelta(seconds=1)) if end else HIGH
     direction = query.get("direction") or "next"
     if direction not in ("next", "prev"):
         raise ApiError(400, "direction must be next or prev")
