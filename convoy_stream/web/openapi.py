@@ -426,6 +426,20 @@ def paths() -> dict[str, dict[str, Any]]:
         project + "/events/{eventID}": {"get": op(
             "Get an event", "events", {**answer(200, "event", ref("Event")), **errors(*PROJECT_ERRORS)},
             parameters=[PROJECT_ID, path_param("eventID", "the event's uid")])},
+        project + "/events/{eventID}/replay": {"put": op(
+            "Replay an event", "events", {**answer(200, "the event; its replay is durable in Kafka", ref("Event")),
+                                          **errors(*PROJECT_ERRORS)},
+            parameters=[PROJECT_ID, path_param("eventID", "the event's uid")],
+            description="Fresh delivery records (new uids) for the subscriptions that match the event now.")},
+        project + "/events/batchreplay": {"post": op(
+            "Replay the events a filter selects", "events",
+            {**answer(200, "`<n> successful, <m> failed`", STRING), **errors(*PROJECT_ERRORS)},
+            parameters=[PROJECT_ID, query_param("sourceId", "source uid (repeatable)"),
+                        query_param("endpointId", "endpoint uid (repeatable)"),
+                        query_param("ownerId", "owner id"), query_param("idempotencyKey", "idempotency key"),
+                        query_param("brokerMessageId", "broker message id"), *DATE_RANGE, *PAGING],
+            description="Without `perPage` or a cursor, every matching event (at most 10,000); duplicates are "
+                        "skipped. `query` is refused, as Convoy does.")},
         project + "/eventdeliveries": {"get": op(
             "List event deliveries", "events", {**answer(200, "deliveries, newest first", listing("Delivery")),
                                                 **errors(*PROJECT_ERRORS)},
