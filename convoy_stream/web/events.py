@@ -106,7 +106,7 @@ def create_event(kind: str) -> Any:
         idempotency_key = fields.get("idempotency_key") or ""
         key = dedup_key(project["uid"], idempotency_key)
         duplicate = await is_known_duplicate(request, project["uid"], key)
-        headers = {k.lower(): str(v) for k, v in (fields.get("custom_headers") or {}).items()}
+        headers = {k: str(v) for k, v in (fields.get("custom_headers") or {}).items()}  # the sender's names, as Convoy
         record = IngestRecord.build(
             uid=c.publisher.mint_event_id(project["uid"], key), project_id=project["uid"], kind=record_kind,
             event_type=fields["event_type"], data=fields["data"], created_at=now(),

@@ -355,8 +355,8 @@ def test_secrets_never_appear_after_creation_in_answers_logs_or_topics(env: Env,
 
     events = eventually(stored_events)
     headers = [e["headers"] for e in events]
-    assert any(h.get("authorization") == ["[REDACTED]"] and h.get("cookie") == ["[REDACTED]"] for h in headers)
-    assert any(h.get("x-api-key") == ["[REDACTED]"] and h.get("proxy-authorization") == ["[REDACTED]"] for h in headers)
+    assert any(h.get("Authorization") == ["[REDACTED]"] and h.get("Cookie") == ["[REDACTED]"] for h in headers)
+    assert any(h.get("X-Api-Key") == ["[REDACTED]"] and h.get("Proxy-Authorization") == ["[REDACTED]"] for h in headers)
     for event in events:
         env.call("GET", f"{base_in}/events/{event['uid']}", tenant.key)
         env.call("GET", f"{base_in}/eventdeliveries", tenant.key, params={"eventId": event["uid"]})
