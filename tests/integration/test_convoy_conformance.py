@@ -1,12 +1,13 @@
 """Every answer of every Convoy route convoy-stream serves, checked against Convoy's contract.
 
-Two checks on each answer from a live worker (the session's worker, no other):
+Three checks on each answer from a live worker (the session's worker, no other):
 - it validates against the response schema Convoy's OpenAPI document gives for that route
   and status (`tests/contracts/convoy-openapi3.json`), with `openapi-schema-validator`;
 - it carries every field Convoy's models always write: the json tags without `omitempty` of
   Convoy's Go structs (frain-dev/convoy v26.7.3 `datastore/models.go`; Go writes a struct
   such as `time.Time` or `null.Time` even with `omitempty`), read into `ALWAYS` below. The
-  document lists almost no `required` fields, so this is what a typed client relies on.
+  document lists almost no `required` fields, so this is what a typed client relies on;
+- it validates against convoy-stream's own `/openapi.json` for the same route.
 """
 
 from __future__ import annotations
@@ -103,6 +104,26 @@ ENTITY = {"endpoints": "Endpoint", "subscriptions": "Subscription", "sources": "
 
 checked: set[tuple[str, str, int]] = set()
 
+#: Our own document (`/openapi.json`), read from the worker once: it must describe the same answers.
+OURS: dict[str, Any] = {}
+_OUR_PARAMS = {"{endpointID}": "{uid}", "{subscriptionID}": "{uid}", "{sourceID}": "{uid}",
+               "{eventDeliveryID}": "{deliveryID}"}
+
+
+def _errors(schema: dict[str, Any], components: dict[str, Any], body: Any) -> list[str]:
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+            for e in OAS30Validator({**schema, "components": components}).iter_errors(body)]
+
+
+def _ours(response: httpx.Response, method: str, route: str, status: int, body: Any) -> list[str]:
+    if not OURS:
+        OURS.update(httpx.get(str(response.request.url.join("/openapi.json"))).json())
+    path = "/api" + route
+    for convoy_name, our_name in _OUR_PARAMS.items():
+        path = path.replace(convoy_name, our_name)
+    content = OURS["paths"][path][method.lower()]["responses"][str(status)]["content"]["application/json"]
+    return _errors(content["schema"], OURS["components"], body)
+
 
 def conforms(response: httpx.Response, method: str, route: str, status: int, entity: str | None = None) -> Any:
     """The answer's `data`, once it matched Convoy's schema for (`method`, `route`, `status`) and
@@ -111,9 +132,10 @@ def conforms(response: httpx.Response, method: str, route: str, status: int, ent
     body = response.json()
     operation = DOCUMENT["paths"][route][method.lower()]
     schema = operation["responses"][str(status)]["content"]["application/json"]["schema"]
-    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-              for e in OAS30Validator({**schema, "components": COMPONENTS}).iter_errors(body)]
+    errors = _errors(schema, COMPONENTS, body)
     assert not errors, f"{method} {route} {status} does not match Convoy's schema: {errors[:10]}\n{response.text[:2000]}"
+    errors = _ours(response, method, route, status, body)
+    assert not errors, f"{method} {route} {status} does not match /openapi.json: {errors[:10]}\n{response.text[:2000]}"
     data = body["data"]
     if entity is not None:
         items = data["content"] if isinstance(data, dict) and "content" in data else [data]
