@@ -144,27 +144,28 @@ async def _list(request: web.Request, table: str, name: str, filter_: Any, query
     query = request.query if query is None else query
     page, size = page_of(query)
     results = await ask_all(request, table, name, project["uid"], encode_list_arg(page, filter_))
-    return merge(results, page, size, cursor_given=bool(query.get("next_page_cursor") or query.get("prev_page_cursor")))
+    return merge(results, page, size, cursor_given=_cursor_given(query))
 
 
-async def _indexed(request: web.Request, lookups: list[Any], filter_: Any) -> dict[str, Any]:
+async def _indexed(request: web.Request, lookups: list[Any], filter_: Any, query: Any = None) -> dict[str, Any]:
     """A page from index lookups (idempotency key, broker message id, event id): no scan.
 
     A bad query parameter (400) closes the lookups it will not run: never a coroutine left
     unawaited.
     """
+    query = request.query if query is None else query
     try:
-        page, size = page_of(request.query)
+        page, size = page_of(query)
     except ApiError:
         for lookup in lookups:
             lookup.close()
         raise
     rows = [row for found in await asyncio.gather(*lookups) for row in found]
-    return merge([within(rows, filter_.accepts, page)], page, size, cursor_given=_cursor_given(request))
+    return merge([within(rows, filter_.accepts, page)], page, size, cursor_given=_cursor_given(query))
 
 
-def _cursor_given(request: web.Request) -> bool:
-    return bool(request.query.get("next_page_cursor") or request.query.get("prev_page_cursor"))
+def _cursor_given(query: Any) -> bool:
+    return bool(query.get("next_page_cursor") or query.get("prev_page_cursor"))
 
 
 async def _everywhere(request: web.Request, name: str, project_id: str, key: str) -> list[dict[str, Any]]:
@@ -183,9 +184,9 @@ async def _events_page(request: web.Request, pid: str, f: EventFilter, query: An
     """One page of stored events (rows, not yet answers) for the filter."""
     if f.idempotency_key:
         key = dedup_key(pid, f.idempotency_key)
-        return await _indexed(request, [ask_owner(request, "idempotency", key, "events_by_dedup", pid, key)], f)
+        return await _indexed(request, [ask_owner(request, "idempotency", key, "events_by_dedup", pid, key)], f, query)
     if f.broker_message_id:
-        return await _indexed(request, [_everywhere(request, "events_by_broker_id", pid, f.broker_message_id)], f)
+        return await _indexed(request, [_everywhere(request, "events_by_broker_id", pid, f.broker_message_id)], f, query)
     return await _list(request, "events", "list_events", f, query)
 
 
@@ -251,7 +252,8 @@ async def batch_replay(request: web.Request) -> web.Response:
         page = await _events_page(request, project["uid"], f, query)
         uids.extend(e["uid"] for e in page["content"] if not e.get("is_duplicate_event"))
         cursor = page["pagination"]["next_page_cursor"]
-        if one_page or not page["pagination"]["has_next_page"] or not cursor or len(uids) >= MAX_BATCH_REPLAY:
+        if (one_page or not page["pagination"]["has_next_page"] or not cursor or cursor == query.get("next_page_cursor")
+                or len(uids) >= MAX_BATCH_REPLAY):
             break
         query["next_page_cursor"] = cursor
     uids = uids[:MAX_BATCH_REPLAY]

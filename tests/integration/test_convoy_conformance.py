@@ -266,6 +266,8 @@ def test_events_of_every_kind_their_deliveries_and_replay(outgoing: Api) -> None
     batch = conforms(api.post(f"/events/batchreplay?endpointId={second['uid']}", {}), "POST", P + "/events/batchreplay", 200)
     assert batch == "2 successful, 0 failed"  # the fan-out and the broadcast reached `second`
     _listed(api, "/eventdeliveries", 4, endpointId=second["uid"])
+    by_key = conforms(api.post(f"/events/batchreplay?idempotencyKey={key}", {}), "POST", P + "/events/batchreplay", 200)
+    assert by_key == "1 successful, 0 failed"  # the original; its duplicate is not replayed
 
     conforms(api.get("/events/nope"), "GET", P + "/events/{eventID}", 404)
     conforms(api.put("/events/nope/replay", {}), "PUT", P + "/events/{eventID}/replay", 404)
