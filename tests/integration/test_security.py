@@ -168,6 +168,7 @@ def write_body(method: str, template: str, victim: Tenant) -> dict[str, Any] | N
         "/events/fanout": {"owner_id": "victim-owner", "event_type": "pwned", "data": {"x": 1}},
         "/events/broadcast": {"event_type": "pwned", "data": {"x": 1}},
         "/events/dynamic": {"url": "https://example.com/pwned", "event_type": "pwned", "data": {"x": 1}},
+        "/events/batchreplay": {}, "/events/{eventID}/replay": {},  # no body: the path and query say it all
     }
     return bodies[re.sub(r"/{\w+}$", "", tail)]
 
