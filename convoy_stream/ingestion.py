@@ -17,6 +17,7 @@ from typing import Any, MutableMapping
 
 from .ids import scoped
 from .records import Delivery, IngestRecord, deliveries_of, event_document
+from .replay import REPLAY, replay_event
 from .routing import ConfigView, build_deliveries, route
 
 #: How many event ids one idempotency key or broker message id remembers:
@@ -44,6 +45,8 @@ def ingest(record: IngestRecord, *, config: ConfigView, tables: Tables) -> list[
     if record.kind == EXPIRE:
         expire(record.project_id, list(record.data or []), tables)
         return []
+    if record.kind == REPLAY:
+        return replay(record, config=config, tables=tables)
     key = scoped(record.project_id, record.uid)
     stored = tables.events.get(key)
     if stored is not None:
@@ -68,6 +71,22 @@ def ingest(record: IngestRecord, *, config: ConfigView, tables: Tables) -> list[
     status = "Duplicate" if duplicate else ("Success" if emitted else "Failure")
     tables.events[key] = event_document(record, is_duplicate=duplicate, deliveries=emitted, status=status)
     _index_broker_message_id(record, tables)
+    return emitted
+
+
+def replay(record: IngestRecord, *, config: ConfigView, tables: Tables) -> list[Delivery]:
+    """Apply a replay command (`replay.py`) to the events it names that this partition holds."""
+    command = record.data if isinstance(record.data, dict) else {}
+    emitted: list[Delivery] = []
+    for uid in command.get("events") or []:
+        key = scoped(record.project_id, uid)
+        document = tables.events.get(key)
+        if document is None:  # expired meanwhile
+            continue
+        updated, deliveries = replay_event(document, config, replay_id=str(command.get("replay_id", "")),
+                                           replayed_at=record.created_at)
+        tables.events[key] = updated
+        emitted.extend(deliveries)
     return emitted
 
 

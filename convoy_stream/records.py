@@ -30,7 +30,8 @@ class IngestRecord(faust.Record, serializer="orjson"):
     source_id: str = ""
     idempotency_key: str = ""
     dedup_key: str = ""
-    #: Stored on the event (credentials already redacted), lower-case names.
+    #: Stored on the event (credentials already redacted). Names as Convoy stores them: a
+    #: webhook's in Go's canonical case, REST custom headers as sent, broker headers lower-case.
     headers: dict[str, str] = {}
     #: Headers forwarded to endpoints with every delivery.
     forward_headers: dict[str, str] = {}

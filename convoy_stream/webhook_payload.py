@@ -557,15 +557,26 @@ def _json_path_text(node: Any, path: list[str]) -> str | None:
 # ------------------------------------------------------------------------------- headers
 
 
+def canonical_header_name(name: str) -> str:
+    """Go's canonical form of a header name (``textproto.CanonicalMIMEHeaderKey``), the case
+    Convoy stores a webhook's headers in: ``content-type`` -> ``Content-Type``. A name that is
+    not an RFC 9110 token is kept as sent, as Go does."""
+    if not name or any(not (c.isascii() and (c.isalnum() or c in "!#$%&'*+-.^_`|~")) for c in name):
+        return name
+    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+
+
 def redact_headers(headers: Mapping[str, str], *, extra: Iterable[str] = ()) -> dict[str, str]:
-    """Headers as stored on the event (docs/decisions.md#decision-5): lower-case names, credentials hidden.
+    """Headers as stored on the event (docs/decisions.md#decision-5): Go's canonical names, as
+    Convoy stores them, credentials hidden. Names are compared case-insensitively everywhere
+    (filters, forwarding, redaction); only their stored spelling follows Convoy.
 
     ``Authorization``, ``Cookie``, ``Proxy-Authorization`` and the ``extra`` names (the
     api_key verifier's header) keep their name, for audit, but their value becomes
     ``[REDACTED]`` so a credential never lands in Kafka or reaches an endpoint.
     """
     hidden = _ALWAYS_REDACTED | {name.lower() for name in extra}
-    return {name.lower(): REDACTED if name.lower() in hidden else value for name, value in headers.items()}
+    return {canonical_header_name(name): REDACTED if name.lower() in hidden else value for name, value in headers.items()}
 
 
 def forwarded_headers(stored: Mapping[str, str], forward: list[str] | None) -> dict[str, str]:

@@ -19,6 +19,9 @@ from ..clock import timestamp
 from ..ids import mask_id, new_api_key, new_ulid
 from ..secrets_redaction import ENDPOINT_SECRET_PATHS, SOURCE_SECRET_PATHS, keep_stored_secrets, redact
 from .. import netpolicy, transforms
+from ..answers.endpoints import endpoint_answer
+from ..answers.sources import source_answer
+from ..answers.subscriptions import subscription_answer
 from ..broker_messages import header_map
 from ..validation import (ValidationError, validate_broker_message, validate_endpoint, validate_project, validate_source,
                           validate_subscription)
@@ -99,8 +102,9 @@ class Resource:
     def complete(self, c: Context, project: dict[str, Any], entity: dict[str, Any], *, created: bool) -> dict[str, Any]:
         return entity
 
-    def view(self, c: Context, entity: dict[str, Any]) -> dict[str, Any]:
-        return redact(entity, self.secret_paths)
+    def view(self, c: Context, entity: dict[str, Any], *, created: bool = False) -> dict[str, Any]:
+        """The entity as Convoy answers it (`answers/`); secrets shown only when `created`."""
+        return entity if created else redact(entity, self.secret_paths)
 
     def matches_query(self, entity: dict[str, Any], query: Any) -> bool:
         return True
@@ -133,7 +137,7 @@ class Resource:
         entity = {"uid": new_ulid(), "project_id": project["uid"], **fields, "created_at": stamp, "updated_at": stamp, "deleted_at": None}
         entity = self.complete(c, project, entity, created=True)
         await c.config.put(self.kind, entity["uid"], entity)
-        return ok(entity, f"{self.label} created successfully", 201)
+        return ok(self.view(c, entity, created=True), f"{self.label} created successfully", 201)
 
     async def get(self, request: web.Request) -> web.Response:
         c = ctx(request)
@@ -190,6 +194,9 @@ class Endpoints(Resource):
     def __init__(self) -> None:
         super().__init__("endpoint", "Endpoint", ENDPOINT_SECRET_PATHS)
 
+    def view(self, c: Context, entity: dict[str, Any], *, created: bool = False) -> dict[str, Any]:
+        return endpoint_answer(entity, show_secret=created)
+
     def validate(self, c: Context, project: dict[str, Any], body: Any, *, current: dict[str, Any] | None) -> dict[str, Any]:
         fields = _validated(validate_endpoint, body, update=current is not None)
         refuse_internal_url(c, fields["url"], "url")
@@ -213,6 +220,9 @@ class Subscriptions(Resource):
     def __init__(self) -> None:
         super().__init__("subscription", "Subscription")
 
+    def view(self, c: Context, entity: dict[str, Any], *, created: bool = False) -> dict[str, Any]:
+        return subscription_answer(entity, c.config)
+
     def validate(self, c: Context, project: dict[str, Any], body: Any, *, current: dict[str, Any] | None) -> dict[str, Any]:
         fields = _validated(validate_subscription, body, project_type=project.get("type", "outgoing"), update=current is not None)
         endpoint_id = fields.get("endpoint_id")
@@ -233,6 +243,9 @@ class Subscriptions(Resource):
 class Sources(Resource):
     def __init__(self) -> None:
         super().__init__("source", "Source", SOURCE_SECRET_PATHS)
+
+    def view(self, c: Context, entity: dict[str, Any], *, created: bool = False) -> dict[str, Any]:
+        return source_answer(entity, show_secrets=created)
 
     def validate(self, c: Context, project: dict[str, Any], body: Any, *, current: dict[str, Any] | None) -> dict[str, Any]:
         fields = _validated(validate_source, body, update=current is not None, current=current,
@@ -318,7 +331,7 @@ async def test_function(request: web.Request) -> web.Response:
             header_map(out)
     except InvalidMessage as exc:
         raise ApiError(400, exc.reason) from exc
-    return ok({"payload": out, "log": log}, "Transform function run successfully")
+    return ok({"payload": out, "log": log}, "Transformer function run successfully")
 
 
 def install(router: web.UrlDispatcher) -> None:

@@ -14,9 +14,13 @@ from aiohttp import web
 from tables import queries
 from tables.events import DeliveryFilter, EventFilter, Page, within
 
+from ..answers.deliveries import delivery_answer
+from ..answers.events import event_answer
 from ..clock import timestamp
 from ..ids import dedup_key, mask_id, new_ulid
+from ..publisher import KafkaUnavailable
 from ..records import IngestRecord
+from ..replay import replay_commands
 from ..routing import catch_all_subscription
 from ..validation import ValidationError, validate_event
 from .config_api import refuse_internal_url
@@ -99,7 +103,7 @@ def create_event(kind: str) -> Any:
         idempotency_key = fields.get("idempotency_key") or ""
         key = dedup_key(project["uid"], idempotency_key)
         duplicate = await is_known_duplicate(c, project["uid"], idempotency_key)
-        headers = {k.lower(): str(v) for k, v in (fields.get("custom_headers") or {}).items()}
+        headers = {k: str(v) for k, v in (fields.get("custom_headers") or {}).items()}  # the sender's names, as Convoy
         record = IngestRecord.build(
             uid=c.publisher.mint_event_id(project["uid"], key), project_id=project["uid"], kind=record_kind,
             event_type=fields["event_type"], data=fields["data"], created_at=timestamp(),
@@ -109,9 +113,9 @@ def create_event(kind: str) -> Any:
         await c.publisher.publish(record)
         event = {"uid": record.uid, "event_type": record.event_type, "project_id": record.project_id,
                  "endpoint_id": record.endpoint_id, "owner_id": record.owner_id, "data": record.data,
-                 "headers": {k: [v] for k, v in headers.items()}, "idempotency_key": idempotency_key,
+                 "headers": headers, "idempotency_key": idempotency_key,
                  "is_duplicate_event": duplicate, "status": "Pending", "created_at": record.created_at}
-        return ok(event, DUPLICATE if duplicate else MESSAGES[kind], 201)
+        return ok(event_answer(event, c.config), DUPLICATE if duplicate else MESSAGES[kind], 201)
 
     return handler
 
@@ -122,51 +126,130 @@ async def get_event(request: web.Request) -> web.Response:
     event = await queries.event_by_id(c, project["uid"], request.match_info["eventID"])
     if event is None:
         raise ApiError(404, "event not found")
-    return ok(event, "Event fetched successfully")
+    return ok(event_answer(event, c.config), "Endpoint event fetched successfully")
 
 
-async def _list(request: web.Request, pages: Callable[[Page], Awaitable[queries.Pages]]) -> dict[str, Any]:
-    """A page from a scan of every worker's partitions."""
-    page, size = page_of(request.query)
-    return merge(await pages(page), page, size, cursor_given=_cursor_given(request))
+def _shaped(c: Context, page: dict[str, Any], shape: Any) -> dict[str, Any]:
+    """A page whose rows are Convoy's answers (`answers/`)."""
+    return {**page, "content": [shape(row, c.config) for row in page["content"]]}
 
 
-async def _indexed(request: web.Request, lookups: list[Any], filter_: Any) -> dict[str, Any]:
+async def _list(request: web.Request, pages: Callable[[Page], Awaitable[queries.Pages]], query: Any = None) -> dict[str, Any]:
+    """A page from a scan of every worker's partitions (`query`: the request's, unless given)."""
+    query = request.query if query is None else query
+    page, size = page_of(query)
+    return merge(await pages(page), page, size, cursor_given=_cursor_given(query))
+
+
+async def _indexed(request: web.Request, lookups: list[Any], filter_: Any, query: Any = None) -> dict[str, Any]:
     """A page from index lookups (idempotency key, broker message id, event id): no scan.
 
     A bad query parameter (400) closes the lookups it will not run: never a coroutine left
     unawaited.
     """
+    query = request.query if query is None else query
     try:
-        page, size = page_of(request.query)
+        page, size = page_of(query)
     except ApiError:
         for lookup in lookups:
             lookup.close()
         raise
     rows = [row for found in await asyncio.gather(*lookups) for row in found]
-    return merge([within(rows, filter_.accepts, page)], page, size, cursor_given=_cursor_given(request))
+    return merge([within(rows, filter_.accepts, page)], page, size, cursor_given=_cursor_given(query))
 
 
-def _cursor_given(request: web.Request) -> bool:
-    return bool(request.query.get("next_page_cursor") or request.query.get("prev_page_cursor"))
+def _cursor_given(query: Any) -> bool:
+    return bool(query.get("next_page_cursor") or query.get("prev_page_cursor"))
 
 
-async def list_events(request: web.Request) -> web.Response:
-    c = ctx(request)
-    project = await c.project(request)
-    pid, q = project["uid"], request.query
-    f = EventFilter(
+def _event_filter(q: Any) -> EventFilter:
+    return EventFilter(
         source_ids=many(q, "sourceId"), endpoint_ids=many(q, "endpointId"), owner_id=q.get("ownerId", ""),
         idempotency_key=q.get("idempotencyKey", ""), broker_message_id=q.get("brokerMessageId", ""),
         query=q.get("query", ""),
     )
+
+
+async def _events_page(request: web.Request, pid: str, f: EventFilter, query: Any = None) -> dict[str, Any]:
+    """One page of stored events (rows, not yet answers) for the filter."""
+    c = ctx(request)
     if f.idempotency_key:
-        data = await _indexed(request, [queries.events_by_idempotency_key(c, pid, f.idempotency_key)], f)
-    elif f.broker_message_id:
-        data = await _indexed(request, [queries.events_by_broker_id(c, pid, f.broker_message_id)], f)
-    else:
-        data = await _list(request, lambda page: queries.event_pages(c, pid, f, page))
-    return ok(data, "Events fetched successfully")
+        return await _indexed(request, [queries.events_by_idempotency_key(c, pid, f.idempotency_key)], f, query)
+    if f.broker_message_id:
+        return await _indexed(request, [queries.events_by_broker_id(c, pid, f.broker_message_id)], f, query)
+    return await _list(request, lambda page: queries.event_pages(c, pid, f, page), query)
+
+
+async def list_events(request: web.Request) -> web.Response:
+    project = await ctx(request).project(request)
+    data = await _events_page(request, project["uid"], _event_filter(request.query))
+    return ok(_shaped(ctx(request), data, event_answer), "App events fetched successfully")
+
+
+#: Most events one batch replay sends again (Convoy: all that match); a narrower
+#: `startDate`/`endDate` or filter replays the rest.
+MAX_BATCH_REPLAY = 10_000
+
+
+async def _publish_replay(c: Context, project_id: str, uids: list[str]) -> tuple[int, int]:
+    """Replay commands for `uids`, durable in Kafka: (events whose command is durable, events whose is not)."""
+    done = failed = 0
+    commands = replay_commands(project_id, uids, replay_id=new_ulid(), now=timestamp(), partitions=c.publisher.partitions)
+    for command, outcome in zip(commands, await c.publisher.publish_many(commands)):
+        if outcome is None:
+            done += len(command.data["events"])
+        else:
+            failed += len(command.data["events"])
+    return done, failed
+
+
+async def replay_event(request: web.Request) -> web.Response:
+    """Convoy's replay: the event goes again to the subscriptions that match it now (`replay.py`)."""
+    c = ctx(request)
+    project = await c.project(request)
+    uid = request.match_info["eventID"]
+    event = await queries.event_by_id(c, project["uid"], uid)
+    if event is None:
+        raise ApiError(404, "event not found")
+    if event.get("is_duplicate_event"):
+        raise ApiError(400, "a duplicate event is not replayed; replay its original")
+    done, failed = await _publish_replay(c, project["uid"], [uid])
+    if failed:
+        raise KafkaUnavailable("the replay was not acknowledged")
+    return ok(event_answer({**event, "acknowledged_at": timestamp()}, c.config), "Endpoint event replayed successfully")
+
+
+async def batch_replay(request: web.Request) -> web.Response:
+    """Convoy's batch replay: every event the list filters select (without `query`), newest first.
+
+    Without `perPage` or a cursor, all of them (at most MAX_BATCH_REPLAY); with one, that page.
+    Duplicates are skipped. Answers `"<n> successful, <m> failed"`: m events whose replay
+    Kafka did not acknowledge.
+    """
+    c = ctx(request)
+    project = await c.project(request)
+    q = request.query
+    if q.get("query") or q.get("body"):
+        raise ApiError(400, "batch replay does not support search filters")
+    f = _event_filter(q)
+    one_page = any(q.get(name) for name in ("perPage", "next_page_cursor", "prev_page_cursor"))
+    query: dict[str, str] = {k: v for k, v in q.items() if k in ("startDate", "endDate", "direction", "perPage",
+                                                                   "next_page_cursor", "prev_page_cursor")}
+    if not one_page:
+        query["perPage"] = "100"
+    uids: list[str] = []
+    while True:
+        page = await _events_page(request, project["uid"], f, query)
+        uids.extend(e["uid"] for e in page["content"] if not e.get("is_duplicate_event"))
+        cursor = page["pagination"]["next_page_cursor"]
+        if (one_page or not page["pagination"]["has_next_page"] or not cursor or cursor == query.get("next_page_cursor")
+                or len(uids) >= MAX_BATCH_REPLAY):
+            break
+        query["next_page_cursor"] = cursor
+    uids = uids[:MAX_BATCH_REPLAY]
+    done, failed = await _publish_replay(c, project["uid"], uids) if uids else (0, 0)
+    message = f"{done} successful, {failed} failed"
+    return ok(message, message)
 
 
 async def list_deliveries(request: web.Request) -> web.Response:
@@ -186,7 +269,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
         data = await _indexed(request, [queries.deliveries_by_broker_id(c, pid, f.broker_message_id)], f)
     else:
         data = await _list(request, lambda page: queries.delivery_pages(c, pid, f, page))
-    return ok(data, "Event deliveries fetched successfully")
+    return ok(_shaped(c, data, delivery_answer), "Event deliveries fetched successfully")
 
 
 async def list_dead_letters(request: web.Request) -> web.Response:
@@ -203,7 +286,7 @@ async def get_delivery(request: web.Request) -> web.Response:
     delivery = await queries.delivery_by_id(c, project["uid"], request.match_info["deliveryID"])
     if delivery is None:
         raise ApiError(404, "event delivery not found")
-    return ok(delivery, "Event Delivery fetched successfully")
+    return ok(delivery_answer(delivery, c.config), "Event Delivery fetched successfully")
 
 
 def install(router: web.UrlDispatcher) -> None:
@@ -213,6 +296,8 @@ def install(router: web.UrlDispatcher) -> None:
         router.add_post(f"{base}/events/{kind}", create_event(kind))
     router.add_get(base + "/events", list_events)
     router.add_get(base + "/events/{eventID}", get_event)
+    router.add_put(base + "/events/{eventID}/replay", replay_event)
+    router.add_post(base + "/events/batchreplay", batch_replay)
     router.add_get(base + "/eventdeliveries", list_deliveries)
     router.add_get(base + "/eventdeliveries/{deliveryID}", get_delivery)
     router.add_get(base + "/dead-letters", list_dead_letters)

@@ -128,7 +128,7 @@ async def ingest(request: web.Request) -> web.Response:
 
     api_key_header = ((source.get("verifier") or {}).get("api_key") or {}).get("header_name") or ""
     stored = redact_headers(headers, extra=[api_key_header] if api_key_header else [])
-    stored["x-convoy-source-id"] = source["mask_id"]
+    stored["X-Convoy-Source-Id"] = source["mask_id"]
     key = dedup_key(project["uid"], checksum)
     record = IngestRecord.build(
         uid=c.publisher.mint_event_id(project["uid"], key), project_id=project["uid"], kind="webhook", event_type=event_type,

@@ -31,6 +31,8 @@ STRING: Schema = {"type": "string"}
 NULLABLE_STRING: Schema = {"type": "string", "nullable": True}
 BOOLEAN: Schema = {"type": "boolean"}
 INTEGER: Schema = {"type": "integer"}
+NULLABLE_INTEGER: Schema = {"type": "integer", "nullable": True}
+NULLABLE_NUMBER: Schema = {"type": "number", "nullable": True}
 ANY: Schema = {}
 STRING_LIST: Schema = {"type": "array", "items": STRING}
 STRING_MAP: Schema = {"type": "object", "additionalProperties": STRING}
@@ -46,6 +48,11 @@ def obj(properties: dict[str, Schema], required: list[str] | None = None, **extr
 
 def ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
+
+
+def nullable(schema: Schema) -> Schema:
+    """`schema` or null (OpenAPI 3.0's `nullable` does not apply to a bare `$ref`)."""
+    return {"anyOf": [schema, {"enum": [None]}]}
 
 
 def json_content(schema: Schema) -> dict[str, Any]:
@@ -86,33 +93,82 @@ SCHEMAS: dict[str, Schema] = {
                    "key_type": STRING, "created_at": STRING,
                    "key": {"type": "string", "description": "`CO.<mask>.<secret>`; shown only in this answer"}},
                   ["uid", "project_id", "key"]),
-    "Endpoint": obj({"uid": STRING, "project_id": STRING, "name": STRING, "url": STRING,
-                     "secret": {"type": "string", "description": "shown at creation; `[REDACTED]` afterwards"},
-                     "owner_id": NULLABLE_STRING, "description": NULLABLE_STRING, "status": STRING,
-                     "created_at": STRING, "updated_at": STRING},
-                    ["uid", "project_id", "name", "url", "status", "created_at", "updated_at"]),
-    "Subscription": obj({"uid": STRING, "project_id": STRING, "name": STRING, "endpoint_id": STRING,
-                         "source_id": NULLABLE_STRING, "function": NULLABLE_STRING, "filter_config": {"type": "object"},
-                         "created_at": STRING, "updated_at": STRING},
-                        ["uid", "project_id", "endpoint_id", "filter_config", "created_at", "updated_at"]),
-    "Source": obj({"uid": STRING, "project_id": STRING, "name": STRING, "type": STRING, "mask_id": STRING,
-                   "url": STRING, "provider": NULLABLE_STRING, "is_disabled": BOOLEAN, "verifier": {"type": "object"},
-                   "pub_sub": {"type": "object", "nullable": True}, "created_at": STRING, "updated_at": STRING},
-                  ["uid", "project_id", "name", "type", "mask_id", "url", "verifier", "created_at", "updated_at"]),
-    "Event": obj({"uid": STRING, "event_type": STRING, "project_id": STRING, "data": ANY,
-                  "headers": {"type": "object", "additionalProperties": STRING_LIST,
-                              "description": "Authorization, Cookie, Proxy-Authorization and the api_key verifier's header are `[REDACTED]`"},
-                  "idempotency_key": NULLABLE_STRING, "is_duplicate_event": BOOLEAN, "status": STRING, "created_at": STRING,
-                  "data_omitted": DATA_OMITTED},
-                 ["uid", "event_type", "project_id", "status", "created_at"]),
+    # Convoy's answers (`answers/`): `required` lists what Convoy's models always write.
+    "Endpoint": obj({
+        "uid": STRING, "project_id": STRING, "name": STRING, "url": STRING, "owner_id": STRING, "description": STRING,
+        "secrets": {"type": "array", "items": ref("Secret"),
+                    "description": "values shown at creation; `[REDACTED]` afterwards"},
+        "advanced_signatures": BOOLEAN, "status": {"type": "string", "enum": ["active", "inactive", "paused"]},
+        "http_timeout": INTEGER, "rate_limit": INTEGER, "rate_limit_duration": INTEGER, "content_type": STRING,
+        "authentication": {"type": "object", "nullable": True}, "support_email": STRING, "slack_webhook_url": STRING,
+        "failure_rate": NULLABLE_NUMBER, "period_failure_rate": NULLABLE_NUMBER, "cb_state": NULLABLE_STRING,
+        "success_count": NULLABLE_INTEGER, "failure_count": NULLABLE_INTEGER, "retry_count": NULLABLE_INTEGER,
+        "created_at": STRING, "updated_at": STRING, "deleted_at": NULLABLE_STRING,
+    }, ["uid", "project_id", "url", "name", "secrets", "advanced_signatures", "description", "status", "http_timeout",
+        "authentication", "rate_limit", "rate_limit_duration", "content_type", "failure_rate", "cb_state",
+        "period_failure_rate", "success_count", "failure_count", "retry_count", "created_at", "updated_at", "deleted_at"]),
+    "Secret": obj({"uid": STRING, "value": STRING, "expires_at": NULLABLE_STRING, "created_at": STRING,
+                   "updated_at": STRING, "deleted_at": NULLABLE_STRING},
+                  ["uid", "value", "expires_at", "created_at", "updated_at", "deleted_at"]),
+    "Subscription": obj({
+        "uid": STRING, "project_id": STRING, "name": STRING, "type": {"type": "string", "enum": ["api", "cli"]},
+        "endpoint_id": STRING, "source_id": NULLABLE_STRING, "function": NULLABLE_STRING,
+        "filter_config": obj({"event_types": STRING_LIST, "filter": obj(
+            {"is_flattened": BOOLEAN, **{scope: {"type": "object"} for scope in ("headers", "body", "query", "path")}},
+            ["is_flattened", "headers", "body", "query", "path"])}, ["event_types", "filter"]),
+        "endpoint_metadata": nullable(ref("Endpoint")), "source_metadata": nullable(ref("Source")),
+        "device_metadata": {"type": "object", "nullable": True}, "delivery_mode": STRING,
+        "created_at": STRING, "updated_at": STRING, "deleted_at": NULLABLE_STRING,
+    }, ["uid", "name", "type", "project_id", "function", "source_metadata", "endpoint_metadata", "device_metadata",
+        "filter_config", "created_at", "updated_at", "deleted_at"]),
+    "Source": obj({
+        "uid": STRING, "project_id": STRING, "name": STRING, "type": STRING, "mask_id": STRING, "url": STRING,
+        "provider": STRING, "is_disabled": BOOLEAN,
+        "verifier": obj({"type": STRING, **{section: {"type": "object", "nullable": True}
+                                           for section in ("hmac", "basic_auth", "api_key")}},
+                        ["hmac", "basic_auth", "api_key"], description="secrets shown at creation; `[REDACTED]` afterwards"),
+        "custom_response": obj({"body": STRING, "content_type": STRING}, ["body", "content_type"]),
+        "provider_config": {"type": "object", "nullable": True}, "forward_headers": STRING_LIST,
+        "pub_sub": obj({"type": STRING, "workers": INTEGER, **{section: {"type": "object", "nullable": True}
+                                                              for section in ("sqs", "google", "kafka", "amqp")}},
+                       ["type", "workers", "sqs", "google", "kafka", "amqp"], nullable=True),
+        "idempotency_keys": STRING_LIST, "event_type_location": STRING, "body_function": NULLABLE_STRING,
+        "header_function": NULLABLE_STRING, "created_at": STRING, "updated_at": STRING, "deleted_at": NULLABLE_STRING,
+    }, ["uid", "project_id", "mask_id", "name", "url", "type", "provider", "is_disabled", "verifier", "custom_response",
+        "provider_config", "forward_headers", "pub_sub", "idempotency_keys", "event_type_location", "body_function",
+        "header_function", "created_at", "updated_at", "deleted_at"]),
+    "Event": obj({
+        "uid": STRING, "event_type": STRING, "project_id": STRING, "source_id": STRING, "data": ANY,
+        "headers": {"type": "object", "additionalProperties": STRING_LIST,
+                    "description": "Authorization, Cookie, Proxy-Authorization and the api_key verifier's header are `[REDACTED]`"},
+        "endpoints": STRING_LIST, "endpoint_metadata": {"type": "array", "items": ref("Endpoint")},
+        "source_metadata": ref("Source"), "url_query_params": STRING, "url_path": STRING, "idempotency_key": STRING,
+        "is_duplicate_event": BOOLEAN, "status": {"type": "string", "enum": ["Processing", "Failure", "Success", "Retry", "Pending"]},
+        "failure_reason": STRING, "acknowledged_at": NULLABLE_STRING, "created_at": STRING, "updated_at": STRING,
+        "deleted_at": NULLABLE_STRING, "data_omitted": DATA_OMITTED,
+    }, ["uid", "event_type", "endpoints", "headers", "url_query_params", "url_path", "idempotency_key",
+        "is_duplicate_event", "status", "acknowledged_at", "created_at", "updated_at", "deleted_at"]),
     "DeadLetter": obj({"uid": STRING, "reason": STRING, "source_id": STRING, "project_id": STRING, "broker": STRING,
                        "broker_message_id": STRING, "original": {"type": "string", "description": "the message body"},
                        "original_is_utf8": BOOLEAN, "headers": {"type": "object"}},
                       ["reason", "source_id", "project_id"]),
-    "Delivery": obj({"uid": STRING, "event_id": STRING, "project_id": STRING, "endpoint_id": STRING,
-                     "subscription_id": STRING, "event_type": STRING, "status": STRING, "created_at": STRING,
-                     "data_omitted": DATA_OMITTED},
-                    ["uid", "event_id", "project_id", "endpoint_id", "status"]),
+    "Delivery": obj({
+        "uid": STRING, "event_id": STRING, "project_id": STRING, "endpoint_id": STRING, "subscription_id": STRING,
+        "event_type": STRING, "device_id": STRING, "target_url": STRING, "url_query_params": STRING,
+        "idempotency_key": STRING, "headers": {"type": "object", "additionalProperties": STRING_LIST},
+        "status": {"type": "string", "enum": ["Scheduled", "Processing", "Discarded", "Failure", "Success", "Retry"]},
+        "latency": STRING, "latency_seconds": {"type": "number"}, "delivery_mode": STRING,
+        "metadata": obj({"data": {"type": "object", "nullable": True}, "raw": STRING, "strategy": STRING,
+                         "next_send_time": STRING, "num_trials": INTEGER, "interval_seconds": INTEGER,
+                         "retry_limit": INTEGER, "max_retry_seconds": INTEGER},
+                        ["data", "raw", "strategy", "next_send_time", "num_trials", "interval_seconds", "retry_limit",
+                         "max_retry_seconds"]),
+        "endpoint_metadata": nullable(ref("Endpoint")), "source_metadata": ref("Source"),
+        "cli_metadata": {"type": "object", "nullable": True}, "acknowledged_at": NULLABLE_STRING,
+        "created_at": STRING, "updated_at": STRING, "deleted_at": NULLABLE_STRING, "data_omitted": DATA_OMITTED,
+    }, ["uid", "device_id", "headers", "url_query_params", "idempotency_key", "latency", "latency_seconds",
+        "delivery_mode", "status", "metadata", "cli_metadata", "acknowledged_at", "created_at", "updated_at",
+        "deleted_at"]),
 }
 
 # -- parameters and responses ---------------------------------------------------------------
@@ -319,6 +375,20 @@ def paths() -> dict[str, dict[str, Any]]:
         project + "/events/{eventID}": {"get": op(
             "Get an event", "events", {**answer(200, "event", ref("Event")), **errors(*PROJECT_ERRORS)},
             parameters=[PROJECT_ID, path_param("eventID", "the event's uid")])},
+        project + "/events/{eventID}/replay": {"put": op(
+            "Replay an event", "events", {**answer(200, "the event; its replay is durable in Kafka", ref("Event")),
+                                          **errors(*PROJECT_ERRORS)},
+            parameters=[PROJECT_ID, path_param("eventID", "the event's uid")],
+            description="Fresh delivery records (new uids) for the subscriptions that match the event now.")},
+        project + "/events/batchreplay": {"post": op(
+            "Replay the events a filter selects", "events",
+            {**answer(200, "`<n> successful, <m> failed`", STRING), **errors(*PROJECT_ERRORS)},
+            parameters=[PROJECT_ID, query_param("sourceId", "source uid (repeatable)"),
+                        query_param("endpointId", "endpoint uid (repeatable)"),
+                        query_param("ownerId", "owner id"), query_param("idempotencyKey", "idempotency key"),
+                        query_param("brokerMessageId", "broker message id"), *DATE_RANGE, *PAGING],
+            description="Without `perPage` or a cursor, every matching event (at most 10,000); duplicates are "
+                        "skipped. `query` is refused, as Convoy does.")},
         project + "/eventdeliveries": {"get": op(
             "List event deliveries", "events", {**answer(200, "deliveries, newest first", listing("Delivery")),
                                                 **errors(*PROJECT_ERRORS)},

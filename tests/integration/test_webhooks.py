@@ -187,11 +187,11 @@ def test_stored_headers_are_redacted_and_query_and_path_kept(incoming: Api, work
                     query="?x=1&y=2")
     assert response.status_code == 200
     record = assert_delivered(kafka_broker, app_id, source, "hdr-1")
-    assert record["headers"] == {"x-custom": "kept"}
+    assert record["headers"] == {"X-Custom": "kept"}
     event = eventually(lambda: incoming.get(f"/events/{record['event_id']}").json().get("data"))
     headers = event["headers"]
-    assert headers["x-api-key"] == ["[REDACTED]"] and headers["cookie"] == ["[REDACTED]"]
-    assert headers["x-custom"] == ["kept"] and headers["x-convoy-source-id"] == [source["mask_id"]]
+    assert headers["X-Api-Key"] == ["[REDACTED]"] and headers["Cookie"] == ["[REDACTED]"]
+    assert headers["X-Custom"] == ["kept"] and headers["X-Convoy-Source-Id"] == [source["mask_id"]]
     assert "sekret" not in json.dumps(event)
     assert event["url_query_params"] == "x=1&y=2" and event["url_path"] == f"/ingest/{source['mask_id']}"
 
