@@ -36,6 +36,7 @@ class ConvoyApp(faust.App):
     publisher: Publisher
     event_tables: Tables
     dead_letters: Any
+    request_log: Any
     agent_commits: AgentCommits
     ingest_feed: IngestFeed
     liveness: Liveness
@@ -180,6 +181,8 @@ def _table(name: str) -> Any:
 
 #: "<project>/<uid>" -> dead-letter document, listed by the API
 dead_letters_table = app.dead_letters = _table("dead-letters")
+#: "<project>/<uid>" -> a turned-away webhook request (`request_log.py`), fed by the dead-letter agent
+request_log_table = app.request_log = _table("requests")
 
 app.event_tables = Tables(events=_table("events"), idempotency=_table("idempotency"), broker_ids=_table("broker-ids"))
 

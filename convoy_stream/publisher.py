@@ -163,11 +163,16 @@ class Publisher:
         metrics.record_dead_letter(str(document.get("source_id") or ""))
         return document
 
-    async def expire_dead_letters(self, project_id: str, uids: list[str]) -> None:
-        """Ask the dead-letter agent to forget these dead letters, on their own partitions."""
+    async def expire_dead_letters(self, project_id: str, uids: list[str], field: str = EXPIRE_DEAD_LETTERS) -> None:
+        """Ask the dead-letter agent to forget these dead letters (or, with `field`, logged
+        requests), on their own partitions."""
         for partition, group in by_partition(project_id, uids, self.partitions).items():
-            command = {"project_id": project_id, EXPIRE_DEAD_LETTERS: group}
+            command = {"project_id": project_id, field: group}
             await self._send(self.dead_letter_topic, orjson.dumps(scoped(project_id, group[0])), orjson.dumps(command), partition)
+
+    async def send_raw(self, topic: str, key: bytes, value: bytes, partition: int | None) -> None:
+        """One record, durably (acks=all) within the publish timeout; raises `KafkaUnavailable`."""
+        await self._send(topic, key, value, partition)
 
     async def _send(self, topic: str, key: bytes, value: bytes, partition: int | None) -> None:
         try:

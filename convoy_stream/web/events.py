@@ -17,6 +17,7 @@ from ..ids import mask_id, new_ulid, scoped
 from ..records import IngestRecord
 from ..routing import catch_all_subscription, event_uid_of
 from ..validation import ValidationError, validate_event
+from . import search
 from .config_api import now, refuse_internal_url
 from .context import Context, ctx
 from .body import read_json
@@ -128,32 +129,31 @@ async def get_event(request: web.Request) -> web.Response:
     return ok(event, "Event fetched successfully")
 
 
-async def _list(request: web.Request, table: str, name: str, filter_: Any) -> dict[str, Any]:
+async def _list(request: web.Request, query: Any, project_id: str, table: str, name: str, filter_: Any) -> dict[str, Any]:
     """A page from a scan of every worker's partitions."""
-    project = await ctx(request).project(request)
-    page, size = page_of(request.query)
-    results = await ask_all(request, table, name, project["uid"], encode_list_arg(page, filter_))
-    return merge(results, page, size, cursor_given=_cursor_given(request))
+    page, size = page_of(query)
+    results = await ask_all(request, table, name, project_id, encode_list_arg(page, filter_))
+    return merge(results, page, size, cursor_given=_cursor_given(query))
 
 
-async def _indexed(request: web.Request, lookups: list[Any], filter_: Any) -> dict[str, Any]:
+async def _indexed(query: Any, lookups: list[Any], filter_: Any) -> dict[str, Any]:
     """A page from index lookups (idempotency key, broker message id, event id): no scan.
 
     A bad query parameter (400) closes the lookups it will not run: never a coroutine left
     unawaited.
     """
     try:
-        page, size = page_of(request.query)
+        page, size = page_of(query)
     except ApiError:
         for lookup in lookups:
             lookup.close()
         raise
     rows = [row for found in await asyncio.gather(*lookups) for row in found]
-    return merge([within(rows, filter_.accepts, page)], page, size, cursor_given=_cursor_given(request))
+    return merge([within(rows, filter_.accepts, page)], page, size, cursor_given=_cursor_given(query))
 
 
-def _cursor_given(request: web.Request) -> bool:
-    return bool(request.query.get("next_page_cursor") or request.query.get("prev_page_cursor"))
+def _cursor_given(query: Any) -> bool:
+    return bool(query.get("next_page_cursor") or query.get("prev_page_cursor"))
 
 
 async def _everywhere(request: web.Request, name: str, project_id: str, key: str) -> list[dict[str, Any]]:
@@ -162,25 +162,32 @@ async def _everywhere(request: web.Request, name: str, project_id: str, key: str
 
 async def list_events(request: web.Request) -> web.Response:
     project = await ctx(request).project(request)
-    pid, q = project["uid"], request.query
+    return ok(await events_page(request, project["uid"], request.query), "Events fetched successfully")
+
+
+async def events_page(request: web.Request, pid: str, q: Any) -> dict[str, Any]:
+    """A page of a project's events for the query parameters `q` (the API's and the dashboard's)."""
     f = EventFilter(
         source_ids=many(q, "sourceId"), endpoint_ids=many(q, "endpointId"), owner_id=q.get("ownerId", ""),
         idempotency_key=q.get("idempotencyKey", ""), broker_message_id=q.get("brokerMessageId", ""),
-        query=q.get("query", ""),
+        query=q.get("query", ""), query_source_ids=search.sources_named(ctx(request).config, pid, q.get("query", "")),
+        body=search.body_param(q),
     )
     if f.idempotency_key:
         key = dedup_key(pid, f.idempotency_key)
-        data = await _indexed(request, [ask_owner(request, "idempotency", key, "events_by_dedup", pid, key)], f)
-    elif f.broker_message_id:
-        data = await _indexed(request, [_everywhere(request, "events_by_broker_id", pid, f.broker_message_id)], f)
-    else:
-        data = await _list(request, "events", "list_events", f)
-    return ok(data, "Events fetched successfully")
+        return await _indexed(q, [ask_owner(request, "idempotency", key, "events_by_dedup", pid, key)], f)
+    if f.broker_message_id:
+        return await _indexed(q, [_everywhere(request, "events_by_broker_id", pid, f.broker_message_id)], f)
+    return await _list(request, q, pid, "events", "list_events", f)
 
 
 async def list_deliveries(request: web.Request) -> web.Response:
     project = await ctx(request).project(request)
-    pid, q = project["uid"], request.query
+    return ok(await deliveries_page(request, project["uid"], request.query), "Event deliveries fetched successfully")
+
+
+async def deliveries_page(request: web.Request, pid: str, q: Any) -> dict[str, Any]:
+    """A page of a project's deliveries for the query parameters `q` (the API's and the dashboard's)."""
     f = DeliveryFilter(
         event_ids=many(q, "eventId"), endpoint_ids=many(q, "endpointId"), subscription_ids=many(q, "subscriptionId"),
         event_types=many(q, "eventType"), statuses=many(q, "status"), idempotency_key=q.get("idempotencyKey", ""),
@@ -188,20 +195,20 @@ async def list_deliveries(request: web.Request) -> web.Response:
     )
     if f.event_ids:
         lookups = [ask_owner(request, "events", scoped(pid, uid), "deliveries_of_event", pid, uid) for uid in f.event_ids]
-        data = await _indexed(request, lookups, f)
-    elif f.idempotency_key:
+        return await _indexed(q, lookups, f)
+    if f.idempotency_key:
         key = dedup_key(pid, f.idempotency_key)
-        data = await _indexed(request, [ask_owner(request, "idempotency", key, "deliveries_by_dedup", pid, key)], f)
-    elif f.broker_message_id:
-        data = await _indexed(request, [_everywhere(request, "deliveries_by_broker_id", pid, f.broker_message_id)], f)
-    else:
-        data = await _list(request, "events", "list_deliveries", f)
-    return ok(data, "Event deliveries fetched successfully")
+        return await _indexed(q, [ask_owner(request, "idempotency", key, "deliveries_by_dedup", pid, key)], f)
+    if f.broker_message_id:
+        return await _indexed(q, [_everywhere(request, "deliveries_by_broker_id", pid, f.broker_message_id)], f)
+    return await _list(request, q, pid, "events", "list_deliveries", f)
 
 
 async def list_dead_letters(request: web.Request) -> web.Response:
     """Broker messages that could never become events, with the reason (newest first)."""
-    return ok(await _list(request, "dead-letters", "list_dead_letters", DeliveryFilter()), "Dead letters fetched successfully")
+    project = await ctx(request).project(request)
+    return ok(await _list(request, request.query, project["uid"], "dead-letters", "list_dead_letters", DeliveryFilter()),
+              "Dead letters fetched successfully")
 
 
 async def get_delivery(request: web.Request) -> web.Response:

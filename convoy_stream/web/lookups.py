@@ -20,8 +20,9 @@ from yarl import URL
 
 from tables import events as queries
 
+from .. import request_log
 from ..cluster import cluster_secret
-from ..ids import partition_for, partition_of
+from ..ids import partition_for, partition_of, scoped
 from .context import ctx
 from .envelope import ApiError, json_response
 
@@ -58,6 +59,11 @@ def _local(request: web.Request, name: str, project_id: str, key: str) -> Any:
         page = queries.Page(**orjson.loads(key)["page"])
         return queries.list_rows(ctx(request).app.dead_letters, project_id, lambda row: True, page, _active_keys(request))
 
+    def list_requests() -> Any:
+        page, f = _page_and_filter(orjson.loads(key), request_log.RequestFilter)
+        rows = queries.list_rows(ctx(request).app.request_log, project_id, f.accepts, page, _active_keys(request))
+        return [request_log.summary(row) for row in rows]
+
     local: dict[str, Callable[[], Any]] = {
         "event": lambda: queries.event(t.events, project_id, key),
         "events_by_dedup": lambda: queries.events_by_dedup_key(t.events, t.idempotency, project_id, key),
@@ -71,6 +77,8 @@ def _local(request: web.Request, name: str, project_id: str, key: str) -> Any:
         "list_events": list_events,
         "list_deliveries": list_deliveries,
         "list_dead_letters": list_dead_letters,
+        "request": lambda: ctx(request).app.request_log.get(scoped(project_id, key)),
+        "list_requests": list_requests,
     }
     if name not in local:
         raise ApiError(404, "unknown query")

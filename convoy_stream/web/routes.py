@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import config_api, events, ingest, metrics, openapi, protocol_errors, ratelimit
+from . import config_api, events, ingest, metrics, openapi, protocol_errors, ratelimit, request_log_api
 from .context import Context, Worker
 from .envelope import error_middleware
 from .health import health
@@ -23,6 +23,8 @@ def install(app: Worker, web_app: web.Application) -> None:
     web_app[ratelimit.LIMITER_KEY] = ratelimit.limiter_for(app.settings.ingest_rate)
     metrics.install(app, app.publisher.ingest_topic)
     web_app.middlewares.append(metrics.metrics_middleware)
+    web_app[request_log_api.RECORDER] = request_log_api.Recorder()
+    web_app.middlewares.append(request_log_api.request_log_middleware)
     web_app.middlewares.append(ratelimit.rate_limit_middleware)
     web_app.middlewares.append(error_middleware)
     protocol_errors.install()
@@ -38,4 +40,5 @@ def add_routes(router: web.UrlDispatcher) -> None:
     events.install(router)
     ingest.install(router)
     config_api.install(router)
+    request_log_api.install(router)
     router.add_get("/_internal/query/{name}", internal_query)
