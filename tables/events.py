@@ -102,10 +102,11 @@ class EventFilter:
     query_source_ids: frozenset[str] = frozenset()
     #: A JSON object the payload must contain (`contains`), as its JSON text.
     body: str = ""
+    event_types: frozenset[str] = frozenset()
 
     def needles(self) -> list[list[bytes]]:
         """Values a matching stored row must contain (see `scan`)."""
-        return _needles(self.source_ids, self.endpoint_ids, {self.owner_id} - {""},
+        return _needles(self.source_ids, self.endpoint_ids, {self.owner_id} - {""}, self.event_types,
                         *_body_scalars(self.body))
 
     def accepts(self, e: Mapping[str, Any]) -> bool:
@@ -115,6 +116,7 @@ class EventFilter:
                 and (not self.idempotency_key or e.get("idempotency_key") == self.idempotency_key)
                 and (not self.broker_message_id or e.get("broker_message_id") == self.broker_message_id)
                 and (not self.query or _query_matches(self.query, self.query_source_ids, e))
+                and (not self.event_types or e.get("event_type") in self.event_types)
                 and (not self.body or contains(e.get("data"), _parsed(self.body))))
 
 
@@ -175,10 +177,11 @@ class DeliveryFilter:
     statuses: frozenset[str] = frozenset()
     idempotency_key: str = ""
     broker_message_id: str = ""
+    source_ids: frozenset[str] = frozenset()
 
     def needles(self) -> list[list[bytes]]:
         """Values the stored event row of a matching delivery must contain (see `scan`)."""
-        return _needles(self.endpoint_ids, self.subscription_ids, self.event_types, self.statuses)
+        return _needles(self.endpoint_ids, self.subscription_ids, self.event_types, self.statuses, self.source_ids)
 
     def accepts(self, d: Mapping[str, Any]) -> bool:
         return ((not self.event_ids or d.get("event_id") in self.event_ids)
@@ -187,7 +190,8 @@ class DeliveryFilter:
                 and (not self.event_types or d.get("event_type") in self.event_types)
                 and (not self.statuses or d.get("status") in self.statuses)
                 and (not self.idempotency_key or d.get("idempotency_key") == self.idempotency_key)
-                and (not self.broker_message_id or d.get("broker_message_id") == self.broker_message_id))
+                and (not self.broker_message_id or d.get("broker_message_id") == self.broker_message_id)
+                and (not self.source_ids or d.get("source_id") in self.source_ids))
 
 
 def _needles(*groups: Iterable[str]) -> list[list[bytes]]:

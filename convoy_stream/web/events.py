@@ -171,7 +171,7 @@ async def events_page(request: web.Request, pid: str, q: Any) -> dict[str, Any]:
         source_ids=many(q, "sourceId"), endpoint_ids=many(q, "endpointId"), owner_id=q.get("ownerId", ""),
         idempotency_key=q.get("idempotencyKey", ""), broker_message_id=q.get("brokerMessageId", ""),
         query=q.get("query", ""), query_source_ids=search.sources_named(ctx(request).config, pid, q.get("query", "")),
-        body=search.body_param(q),
+        body=search.body_param(q), event_types=many(q, "eventType"),
     )
     if f.idempotency_key:
         key = dedup_key(pid, f.idempotency_key)
@@ -191,7 +191,7 @@ async def deliveries_page(request: web.Request, pid: str, q: Any) -> dict[str, A
     f = DeliveryFilter(
         event_ids=many(q, "eventId"), endpoint_ids=many(q, "endpointId"), subscription_ids=many(q, "subscriptionId"),
         event_types=many(q, "eventType"), statuses=many(q, "status"), idempotency_key=q.get("idempotencyKey", ""),
-        broker_message_id=q.get("brokerMessageId", ""),
+        broker_message_id=q.get("brokerMessageId", ""), source_ids=many(q, "sourceId"),
     )
     if f.event_ids:
         lookups = [ask_owner(request, "events", scoped(pid, uid), "deliveries_of_event", pid, uid) for uid in f.event_ids]

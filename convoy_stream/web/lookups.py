@@ -18,6 +18,7 @@ import orjson
 from aiohttp import ClientError, ClientTimeout, web
 from yarl import URL
 
+from tables import counts
 from tables import events as queries
 
 from .. import request_log
@@ -79,10 +80,23 @@ def _local(request: web.Request, name: str, project_id: str, key: str) -> Any:
         "list_dead_letters": list_dead_letters,
         "request": lambda: ctx(request).app.request_log.get(scoped(project_id, key)),
         "list_requests": list_requests,
+        "event_counts": lambda: _counts(request, t.events, project_id, key, counts.event_class),
+        "request_counts": lambda: _counts(request, ctx(request).app.request_log, project_id, key, counts.request_class),
     }
     if name not in local:
         raise ApiError(404, "unknown query")
     return local[name]()
+
+
+def _counts(request: web.Request, table: Any, project_id: str, key: str, classify: Any) -> Any:
+    """The dashboard's chart counts (`tables/counts.py`); `key` is `{"lower": uid, "bucket_ms": n}`."""
+    arg = orjson.loads(key)
+    found = counts.count(table, project_id, lower=str(arg["lower"]), bucket_ms=int(arg["bucket_ms"]),
+                         active=_active_keys(request), classify=classify)
+    # JSON object keys are strings: buckets travel as such between workers.
+    return {"buckets": {str(b): v for b, v in found["buckets"].items()},
+            "by_source": {s: {str(b): v for b, v in per.items()} for s, per in found["by_source"].items()},
+            "capped": found["capped"]}
 
 
 def _is_self(request: web.Request, url: URL) -> bool:

@@ -430,6 +430,7 @@ def paths() -> dict[str, dict[str, Any]]:
                                   query_param("query", "event uid prefix, part of the event type or of a source's name, "
                                               "or a whole idempotency key or broker message id"),
                                   query_param("body", "a JSON object the payload must contain"),
+                                  query_param("eventType", "event type (repeatable)"),
                                   *DATE_RANGE, *PAGING]),
         },
         project + "/events/fanout": {"post": _event_create("fanout", "EventFanout", "Send an event to every endpoint of an owner")},
@@ -446,7 +447,7 @@ def paths() -> dict[str, dict[str, Any]]:
                         query_param("subscriptionId", "subscription uid (repeatable)"),
                         query_param("eventType", "event type (repeatable)"), query_param("status", "status (repeatable)"),
                         query_param("idempotencyKey", "idempotency key"), query_param("brokerMessageId", "broker message id"),
-                        *DATE_RANGE, *PAGING])},
+                        query_param("sourceId", "source uid (repeatable)"), *DATE_RANGE, *PAGING])},
         project + "/dead-letters": {"get": op(
             "List dead letters", "events", {**answer(200, "broker messages that could never become events, newest first",
                                                      listing("DeadLetter")), **errors(*PROJECT_ERRORS)},

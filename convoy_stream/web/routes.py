@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..ui import routes as ui
 from . import config_api, events, ingest, metrics, openapi, protocol_errors, ratelimit, request_log_api
 from .context import Context, Worker
 from .envelope import error_middleware
@@ -42,3 +43,4 @@ def add_routes(router: web.UrlDispatcher) -> None:
     config_api.install(router)
     request_log_api.install(router)
     router.add_get("/_internal/query/{name}", internal_query)
+    ui.install(router)  # the dashboard: HTML pages for people, not in the API's description
