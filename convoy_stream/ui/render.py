@@ -45,6 +45,11 @@ def _when(stamp: Any) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _when_short(stamp: Any) -> str:
+    """The same, without the zone, for table columns whose heading says UTC."""
+    return _when(stamp).removesuffix(" UTC")
+
+
 def _unix(seconds: Any) -> str:
     if not seconds:
         return ""
@@ -56,6 +61,7 @@ ENV = Environment(loader=PackageLoader("convoy_stream.ui", "templates"), autoesc
 ENV.filters["pretty"] = _pretty
 ENV.filters["when"] = _when
 ENV.filters["unix"] = _unix
+ENV.filters["when_short"] = _when_short
 
 
 def render(request: web.Request, template: str, *, status: int = 200, **context: Any) -> web.Response:

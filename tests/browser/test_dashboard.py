@@ -296,6 +296,7 @@ def test_session_cookie_and_csrf(page: Any, scene: dict[str, Any], shots: Path) 
     sign_in(page, ADMIN_TOKEN)
     assert page.url.endswith("/ui/projects")
     assert shop.project_id in page.content() and scene["hooks"].project_id in page.content()
+    page.screenshot(path=str(shots / "projects.png"))
     [cookie] = [c for c in page.context.cookies() if c["name"] == "cs_session"]
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/ui"
     assert ADMIN_TOKEN not in cookie["value"]
