@@ -1,8 +1,9 @@
 """Every HTTP route, in one place: a newcomer finds where a request goes here.
 
 Middlewares, outermost first: metrics (counts every answer by route template
-and status), the instance ingest rate limit (429 before any work), the error
-envelope (`envelope.py`). Every route except `/_internal/*` is described in
+and status), the request log (records turned-away webhooks, `request_log_api.py`),
+the instance ingest rate limit (429 before any work), the error
+envelope (`envelope.py`). Every route except `/_internal/*` and the dashboard's `/ui` is described in
 `openapi.py`, served at `/openapi.json`; `tests/unit/test_openapi.py` fails
 when a route is added here without being documented there.
 """

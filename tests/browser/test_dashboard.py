@@ -48,6 +48,7 @@ def chromium_path() -> str:
 def scene(worker: Any, make_project: Callable[..., Api], kafka_broker: Any, sqs_server: str) -> dict[str, Any]:
     """Projects, sources and events the pages show, made through the API and the brokers."""
     shop = make_project("outgoing")
+    assert shop.put("", {"name": "storefront"}).status_code == 202
     sink = shop.post("/endpoints", {"name": "billing-service", "url": "https://example.com/hooks"}).json()["data"]
     tag = secrets.token_hex(3)
 
@@ -97,12 +98,17 @@ def scene(worker: Any, make_project: Callable[..., Api], kafka_broker: Any, sqs_
 
     # An incoming project whose webhook source has a stale secret: the sender signs with the right one.
     hooks = make_project("incoming")
-    source = make_source(hooks, verifier=hmac_config(STALE))
+    assert hooks.put("", {"name": "payment-webhooks"}).status_code == 202
+    source = make_source(hooks, name=f"psp-{tag}", verifier=hmac_config(STALE))
     marker = f"charge-{tag}"
     body = json.dumps({"type": "charge.succeeded", "id": marker}).encode()
     refused = post(worker.url, source, body, {"X-Signature": hexsig(GOOD, body), "Content-Type": "application/json"})
     assert refused.status_code == 400
-    eventually(lambda: hooks.get("/requests").json()["data"]["content"], timeout=30)
+    # Two more ways to be turned away: a method the ingest URL does not take, and a body too large.
+    assert httpx.delete(f"{worker.url}/ingest/{source['mask_id']}", timeout=15).status_code == 405
+    big = json.dumps({"type": "report.ready", "rows": ["x" * 100] * 600}).encode()
+    assert post(worker.url, source, big, {"X-Signature": hexsig(GOOD, big)}).status_code == 413
+    eventually(lambda: len(hooks.get("/requests").json()["data"]["content"]) == 3, timeout=30)
     return {"shop": shop, "kafka_id": kafka_id, "sqs_id": sqs_id, "kafka_event": by_id[kafka_id],
             "sqs_event": by_id[sqs_id], "xss": xss, "hooks": hooks, "source": source, "marker": marker,
             "stranger": make_project("outgoing")}
@@ -129,7 +135,7 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def page(browser: Any, worker: Any) -> Iterator[Any]:
-    context = browser.new_context(base_url=worker.url, viewport={"width": 1360, "height": 900})
+    context = browser.new_context(base_url=worker.url, viewport={"width": 1280, "height": 640})
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=worker.url)
     tab = context.new_page()
     tab.set_default_timeout(WAIT_MS)
@@ -218,10 +224,15 @@ def test_a_bad_signature_is_in_the_request_log_and_retries_into_an_event_once_fi
     page.locator(f"button[data-copy='{ingest_url}']").click()
     assert page.evaluate("navigator.clipboard.readText()") == ingest_url
 
-    page.goto(f"/ui/projects/{hooks.project_id}/requests?cause=verification_failed")
-    row = page.locator("#requests tbody tr").first
-    assert "verification failed" in row.inner_text() and scene["marker"] in row.inner_text()
+    page.goto(f"/ui/projects/{hooks.project_id}/requests")
+    assert page.locator("#requests tbody tr").count() == 3
     page.screenshot(path=str(shots / "request-log.png"), full_page=True)
+    page.select_option("select[name=cause]", "verification_failed")
+    page.click("text=Filter")
+    page.wait_for_url(re.compile(r"cause=verification_failed"))
+    row = page.locator("#requests tbody tr")
+    assert row.count() == 1
+    assert "Verification failed" in row.inner_text() and scene["marker"] in row.inner_text()
     row.locator("a").first.click()
     page.wait_for_url(re.compile(r"/requests/"))
 
