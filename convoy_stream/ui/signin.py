@@ -42,7 +42,10 @@ async def signin(request: web.Request) -> web.Response:
     if not c.config.ready.is_set():
         return _form(request, error="This worker is starting. Try again in a moment.", status=503, next_path=next_path)
     await c.config.sync()  # a key created through another worker a moment ago
-    made = sessions.sign_in(c.config, c.admin_digest, str(form.get("token", "")))
+    try:
+        made = sessions.sign_in(c.config, c.admin_digest, str(form.get("token", "")))
+    except LookupError:  # the deployment's cluster secret is being created (first start)
+        return _form(request, error="This worker is starting. Try again in a moment.", status=503, next_path=next_path)
     if made is None:
         return _form(request, error="That API key or admin token was not accepted.", status=401, next_path=next_path)
     session, cookie = made
