@@ -169,18 +169,16 @@ def test_sign_in_and_find_broker_events_by_url_and_search_box(page: Any, scene: 
     assert page.locator("#events .badge-dup").count() == 1  # the repeated idempotency key
     page.screenshot(path=str(shots / "event-log.png"), full_page=True)
 
-    # The Kafka message by its record key, through the URL.
-    page.goto(f"/ui/projects/{shop.project_id}/events?brokerMessageId={scene['kafka_id']}")
-    assert rows.count() == 1
-    assert scene["kafka_event"]["uid"] in rows.first.inner_text()
-
-    # The SQS message by its MessageId, typed into the search box.
-    page.goto(f"/ui/projects/{shop.project_id}/events")
-    page.fill("input[name=query]", scene["sqs_id"])
-    page.press("input[name=query]", "Enter")
-    page.wait_for_url(re.compile(r"query="))
-    assert rows.count() == 1
-    assert scene["sqs_event"]["uid"] in rows.first.inner_text()
+    # Each broker's message by its broker message id (Kafka: the record key; SQS: the MessageId),
+    # through the URL and through the search box.
+    for broker_id, found in ((scene["kafka_id"], scene["kafka_event"]), (scene["sqs_id"], scene["sqs_event"])):
+        page.goto(f"/ui/projects/{shop.project_id}/events?brokerMessageId={broker_id}")
+        assert rows.count() == 1 and found["uid"] in rows.first.inner_text()
+        page.goto(f"/ui/projects/{shop.project_id}/events")
+        page.fill("input[name=query]", broker_id)
+        page.press("input[name=query]", "Enter")
+        page.wait_for_url(re.compile(r"query="))
+        assert rows.count() == 1 and found["uid"] in rows.first.inner_text()
 
     # Its page: payload, broker message id, source, and its delivery.
     rows.first.locator("a.mono").click()
