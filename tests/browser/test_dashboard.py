@@ -248,7 +248,7 @@ def test_a_bad_signature_is_in_the_request_log_and_retries_into_an_event_once_fi
     assert page.errors == []
 
 
-def test_a_payload_with_script_or_onerror_runs_nothing(page: Any, scene: dict[str, Any]) -> None:
+def test_a_payload_with_script_or_onerror_runs_nothing(page: Any, scene: dict[str, Any], shots: Path) -> None:
     shop, xss = scene["shop"], scene["xss"]
     sign_in(page, key_of(shop))
     response = page.goto(f"/ui/projects/{shop.project_id}/events/{xss['uid']}")
@@ -257,6 +257,7 @@ def test_a_payload_with_script_or_onerror_runs_nothing(page: Any, scene: dict[st
     text = page.locator("#payload").inner_text()
     assert XSS_SCRIPT in text.replace("\\\"", "\"") and "onerror" in text  # shown as text
     assert XSS_IMG in page.locator(".meta").inner_text()  # the idempotency key, as text
+    page.screenshot(path=str(shots / "event-xss.png"), full_page=True)
     page.goto(f"/ui/projects/{shop.project_id}/events?query=profile.updated")
     page.goto(f"/ui/projects/{shop.project_id}/events?idempotencyKey={httpx.QueryParams({'k': XSS_IMG})['k']}")
     assert page.evaluate("window.__xss") is None
