@@ -10,7 +10,7 @@ from typing import Any, AsyncIterable
 import orjson
 
 from . import metrics, request_log
-from .app import app, dead_letter_topic, dead_letters_table, request_log_table, delivery_topic, ingest_topic, settings
+from .app import app, dead_letter_topic, dead_letters_table, request_log_table, request_log_topic, delivery_topic, ingest_topic, settings
 from .ingestion import ingest
 from .ids import scoped
 from .publisher import EXPIRE_DEAD_LETTERS
@@ -75,18 +75,13 @@ def _decode(message: Any) -> IngestRecord | None:
 
 @app.agent(dead_letter_topic)
 async def keep_dead_letters(stream: AsyncIterable[Any]) -> None:
-    """Dead letters become listable: `GET /api/v1/projects/{id}/dead-letters`; so do turned-away
-    webhook requests, which travel on the same topic (`request_log.py`)."""
+    """Dead letters become listable: `GET /api/v1/projects/{id}/dead-letters`."""
     consumed = dead_letter_topic.get_topic_name()
     try:
         async for event in stream.events():  # type: ignore[attr-defined]
             metrics.record_consumed(consumed)
             key, document = event.key, event.value
-            if isinstance(document, dict) and document.get("kind") == request_log.KIND:
-                request_log.store(request_log_table, document)
-            elif isinstance(document, dict) and request_log.EXPIRE_REQUESTS in document:
-                request_log.forget(request_log_table, document["project_id"], document[request_log.EXPIRE_REQUESTS])
-            elif isinstance(document, dict) and EXPIRE_DEAD_LETTERS in document:
+            if isinstance(document, dict) and EXPIRE_DEAD_LETTERS in document:
                 for uid in document[EXPIRE_DEAD_LETTERS]:
                     dead_letters_table.pop(scoped(document["project_id"], uid), None)
             else:
@@ -96,6 +91,22 @@ async def keep_dead_letters(stream: AsyncIterable[Any]) -> None:
         raise
     except BaseException as exc:  # Faust restarts the agent, which meets the same record again
         app.liveness.failed(f"the dead-letter agent crashed: {exc!r}")
+        raise
+
+
+@app.agent(request_log_topic)
+async def keep_request_log(stream: AsyncIterable[Any]) -> None:
+    """Turned-away webhook requests become listable: `GET /api/v1/projects/{id}/requests`."""
+    consumed = request_log_topic.get_topic_name()
+    try:
+        async for event in stream.events():  # type: ignore[attr-defined]
+            metrics.record_consumed(consumed)
+            request_log.apply(request_log_table, event.value)
+            app.agent_commits.written([event.message])  # Faust flushes its table writes before it commits
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:  # Faust restarts the agent, which meets the same record again
+        app.liveness.failed(f"the request log agent crashed: {exc!r}")
         raise
 
 
@@ -112,6 +123,7 @@ async def enforce_retention() -> None:
             await app.publisher.expire_dead_letters(project_id, uids)
         now = datetime.now(timezone.utc)
         for project_id, uids in request_log.expired(request_log_table, projects, active=active, now=now):
-            await app.publisher.expire_dead_letters(project_id, uids, field=request_log.EXPIRE_REQUESTS)
+            for key, value, partition in request_log.expire_commands(project_id, uids, settings.partitions):
+                await app.publisher.send_raw(request_log_topic.get_topic_name(), key, value, partition)
     except Exception:  # a failed sweep is retried next interval; it must never stop the worker
         log.exception("retention sweep failed")

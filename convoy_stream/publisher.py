@@ -163,11 +163,10 @@ class Publisher:
         metrics.record_dead_letter(str(document.get("source_id") or ""))
         return document
 
-    async def expire_dead_letters(self, project_id: str, uids: list[str], field: str = EXPIRE_DEAD_LETTERS) -> None:
-        """Ask the dead-letter agent to forget these dead letters (or, with `field`, logged
-        requests), on their own partitions."""
+    async def expire_dead_letters(self, project_id: str, uids: list[str]) -> None:
+        """Ask the dead-letter agent to forget these dead letters, on their own partitions."""
         for partition, group in by_partition(project_id, uids, self.partitions).items():
-            command = {"project_id": project_id, field: group}
+            command = {"project_id": project_id, EXPIRE_DEAD_LETTERS: group}
             await self._send(self.dead_letter_topic, orjson.dumps(scoped(project_id, group[0])), orjson.dumps(command), partition)
 
     async def send_raw(self, topic: str, key: bytes, value: bytes, partition: int | None) -> None:
@@ -255,13 +254,15 @@ async def anchor_group(kafka: str | KafkaConnection, group: str, anchors: dict[s
         await consumer.stop()
 
 
-def anchor_records(ingest_topic: str, dead_letter_topic: str) -> dict[str, bytes]:
-    """Each agent input topic's harmless record: an expire command for nothing."""
+def anchor_records(ingest_topic: str, dead_letter_topic: str, **others: bytes) -> dict[str, bytes]:
+    """Each agent input topic's harmless record: an expire command for nothing (`others`: topic
+    name -> its record, for agents defined elsewhere)."""
     from .ingestion import EXPIRE
 
     return {
         ingest_topic: IngestRecord(uid="anchor", project_id="", kind=EXPIRE, event_type="", data=[], created_at="").dumps(),
         dead_letter_topic: orjson.dumps({"project_id": "", EXPIRE_DEAD_LETTERS: []}),
+        **others,
     }
 
 

@@ -15,9 +15,12 @@ Guarantees:
 - Every document of a source travels on one partition (`partition_of_source`), so one agent
   sees all of them and its cap per source is exact.
 
-Documents travel on the dead-letter topic (its agent is already there, with its commit
-tracking) with `"kind": "request"`, and are stored in their own table, keyed like events
-(`<project>/<uid>`, the uid naming its partition) plus one index row per source.
+- Kafka keeps the documents' own topic (`<app id>-requests`) for `TOPIC_RETENTION_MS` only:
+  its agent stores them in a table (whose compacted changelog is bounded by the cap) within
+  seconds, so the topic holds at most that long of the rate bound.
+
+Documents are stored keyed like events (`<project>/<uid>`, the uid naming its partition),
+plus one index row per source.
 """
 
 from __future__ import annotations
@@ -29,17 +32,23 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, MutableMapping
 
 from tables.scan import scan
 
-from .ids import mint_id, partition_for, scoped
+import orjson
+
+from .ids import by_partition, mint_id, partition_for, scoped
 from .retention import cutoff_uid, retention_of
 
-#: The dead-letter topic's records that carry a turned-away request.
+#: The records of the request topic that carry a turned-away request.
 KIND = "request"
-#: The field of a dead-letter topic record that names logged requests to forget.
+#: The field of a request topic record that names logged requests to forget.
 EXPIRE_REQUESTS = "expire_requests"
+#: The request topic's harmless record (`publisher.anchor_group`): an expire command for nothing.
+ANCHOR = orjson.dumps({"project_id": "", EXPIRE_REQUESTS: []})
 
 BODY_KEPT = 64 * 1024
-RATE_PER_SECOND = 5.0
+RATE_PER_SECOND = 1.0
 BURST = 20
+TOPIC_RETENTION_MS = 3600 * 1000
+TOPIC_SEGMENT_BYTES = 64 * 1024 * 1024
 KEPT_PER_SOURCE = 1000
 RETENTION_SECONDS = 72 * 3600
 MAX_IN_FLIGHT = 64
@@ -64,6 +73,10 @@ def cause_of(status: int, message: str) -> str | None:
             return "verification_failed"
         return "unparsable"
     return None
+
+
+def topic_name(app_id: str) -> str:
+    return f"{app_id}-requests"
 
 
 def partition_of_source(source_id: str, partitions: int) -> int:
@@ -119,6 +132,23 @@ def store(table: MutableMapping[str, Any], doc: dict[str, Any]) -> None:
         table.pop(scoped(doc["project_id"], kept.pop(0)), None)
     table[key] = doc
     table[index_key] = kept
+
+
+def apply(table: MutableMapping[str, Any], record: Any) -> None:
+    """What the agent does with one record of the request topic (anything else is ignored)."""
+    if not isinstance(record, dict):
+        return
+    if record.get("kind") == KIND:
+        store(table, record)
+    elif EXPIRE_REQUESTS in record:
+        forget(table, str(record.get("project_id", "")), record[EXPIRE_REQUESTS])
+
+
+def expire_commands(project_id: str, uids: list[str], partitions: int) -> list[tuple[bytes, bytes, int]]:
+    """(key, value, partition) of the commands that make the agents forget `uids`, each on the
+    partition of the documents it names."""
+    return [(orjson.dumps(scoped(project_id, group[0])), orjson.dumps({"project_id": project_id, EXPIRE_REQUESTS: group}),
+             partition) for partition, group in by_partition(project_id, uids, partitions).items()]
 
 
 def forget(table: MutableMapping[str, Any], project_id: str, uids: Iterable[str]) -> None:

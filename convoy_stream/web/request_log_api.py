@@ -64,7 +64,7 @@ class Recorder:
     async def _send(self, c: Context, doc: dict[str, Any]) -> None:
         key = scoped(doc["project_id"], doc["uid"])
         try:
-            await c.publisher.send_raw(c.publisher.dead_letter_topic, orjson.dumps(key), orjson.dumps(doc),
+            await c.publisher.send_raw(request_log.topic_name(c.settings.app_id), orjson.dumps(key), orjson.dumps(doc),
                                        partition_of(key, c.publisher.partitions))
         except KafkaUnavailable:
             self.dropped += 1
@@ -172,7 +172,7 @@ async def retry(project: dict[str, Any], request: web.Request, uid: str) -> str:
     # The log shows the request was retried, and into which event (the agent replaces the document).
     updated = {**doc, "kind": request_log.KIND, "retried_event_id": event_id}
     key = scoped(doc["project_id"], doc["uid"])
-    await c.publisher.send_raw(c.publisher.dead_letter_topic, orjson.dumps(key), orjson.dumps(updated),
+    await c.publisher.send_raw(request_log.topic_name(c.settings.app_id), orjson.dumps(key), orjson.dumps(updated),
                                partition_of(key, c.publisher.partitions))
     return str(event_id)
 

@@ -73,6 +73,20 @@ def test_the_agent_keeps_at_most_the_cap_per_source_dropping_the_oldest(monkeypa
     assert dict(table) == {}
 
 
+def test_the_agent_applies_documents_and_expire_commands_from_the_topic() -> None:
+    table = _Table()
+    doc = _doc()
+    request_log.apply(table, doc)
+    request_log.apply(table, "not a document")  # ignored, as any record of another shape
+    assert table[scoped("P1", doc["uid"])] == doc
+    [(key, value, partition)] = request_log.expire_commands("P1", [doc["uid"]], 8)
+    assert partition == partition_of(scoped("P1", doc["uid"]), 8)
+    request_log.apply(table, __import__("orjson").loads(value))
+    assert dict(table) == {}
+    request_log.apply(table, __import__("orjson").loads(request_log.ANCHOR))  # the anchor changes nothing
+    assert dict(table) == {}
+
+
 def test_retention_expires_old_documents_only() -> None:
     table = _Table()
     now = datetime(2026, 1, 10, tzinfo=timezone.utc)
