@@ -188,6 +188,7 @@ async def event(request: web.Request, view: View) -> web.StreamResponse:
         original = next((e for e in sorted(same, key=lambda e: e["uid"]) if not e.get("is_duplicate_event")), None)
     payload = found.get("data") if found.get("data") is not None else found.get("raw")
     return view.render("event.html", title=f"Event {uid}", tab="events", event=found, deliveries=deliveries,
+                       retried=request.query.get("retried", ""),
                        original=original, payload=payload, source=view.sources().get(found.get("source_id") or ""),
                        endpoints=view.endpoints())
 

@@ -243,6 +243,7 @@ def test_a_bad_signature_is_in_the_request_log_and_retries_into_an_event_once_fi
     assert fixed.status_code == 202, fixed.text
     page.click("text=Retry with the current source config")
     page.wait_for_url(re.compile(r"/events/\w+\?retried="))
+    assert "passed verification" in page.locator(".alert-success").inner_text()
     payload = json.loads(page.locator("#payload").inner_text())
     assert payload == {"type": "charge.succeeded", "id": scene["marker"]}
     assert page.errors == []
