@@ -27,7 +27,7 @@ worker: install
 bridge: install
 	$(BIN)/convoy-stream bridge
 
-## Services the integration tests use that are not Python packages (RabbitMQ).
+## Services the integration and browser tests use that are not Python packages (RabbitMQ, Chromium).
 services:
 	bash scripts/install-services.sh
 

@@ -15,7 +15,7 @@ from mode import Service
 from tables import ownership
 from tables.config import ConfigStore
 
-from . import direct_handoff, transforms
+from . import direct_handoff, request_log, transforms
 from .agent_commits import AgentCommits
 from .faust_ext.app import App
 from .ingest_feed import FeedConductor, IngestFeed
@@ -36,6 +36,7 @@ class ConvoyApp(App):
     publisher: Publisher
     event_tables: Tables
     dead_letters: Any
+    request_log: Any
     agent_commits: AgentCommits
     ingest_feed: IngestFeed
     liveness: Liveness
@@ -145,8 +146,14 @@ dead_letter_topic = app.topic(
     f"{settings.app_id}-dead-letters", key_type=str, value_type=None,
     key_serializer="json", value_serializer="orjson", partitions=settings.partitions,
 )
+#: Turned-away webhook requests, on their way to the request log's table (`request_log.py`).
+request_log_topic = app.topic(
+    request_log.topic_name(settings.app_id), key_type=str, value_type=None,
+    key_serializer="json", value_serializer="orjson", partitions=settings.partitions,
+)
 #: What the agents wrote decides what is committed on their input topics (agent_commits.py).
-app.agent_commits = AgentCommits([ingest_topic.get_topic_name(), dead_letter_topic.get_topic_name()])
+app.agent_commits = AgentCommits([ingest_topic.get_topic_name(), dead_letter_topic.get_topic_name(),
+                                  request_log_topic.get_topic_name()])
 
 #: At most this many ingest records are processed (and their rows written) together. A batch
 #: holds the event loop for its whole processing, and the HTTP requests of the same worker
@@ -177,6 +184,8 @@ def _table(name: str) -> Any:
 
 #: "<project>/<uid>" -> dead-letter document, listed by the API
 dead_letters_table = app.dead_letters = _table("dead-letters")
+#: "<project>/<uid>" -> a turned-away webhook request (`request_log.py`)
+request_log_table = app.request_log = _table("requests")
 
 app.event_tables = Tables(events=_table("events"), idempotency=_table("idempotency"), broker_ids=_table("broker-ids"))
 
@@ -190,6 +199,8 @@ def topic_specs() -> list[TopicSpec]:
         TopicSpec(ingest_topic.get_topic_name(), partitions),
         TopicSpec(dead_letter_topic.get_topic_name(), partitions),
         TopicSpec(delivery_topic.get_topic_name(), partitions, max_message_bytes=downstream),
+        TopicSpec(request_log_topic.get_topic_name(), partitions, retention_ms=request_log.TOPIC_RETENTION_MS,
+                  segment_bytes=request_log.TOPIC_SEGMENT_BYTES),
         TopicSpec(f"{settings.app_id}-config", 1, compacted=True),
         # Changelogs too: a consumer that first sees a changelog before it exists
         # remembers it with 0 partitions, and every table write then fails with
@@ -216,7 +227,8 @@ async def create_topics() -> Layout:
         app.conf.topic_replication_factor = layout.replication_factor
         await ensure_layout(settings.kafka, topic_specs(), layout, brokers=brokers)
         names = [ingest_topic.get_topic_name(), dead_letter_topic.get_topic_name()]
-        await anchor_group(settings.kafka, settings.app_id, anchor_records(*names), settings.partitions)
+        await anchor_group(settings.kafka, settings.app_id, anchor_records(*names, **{
+            request_log_topic.get_topic_name(): request_log.ANCHOR}), settings.partitions)
     return layout
 
 

@@ -8,8 +8,8 @@ from typing import Any, AsyncIterable
 
 import orjson
 
-from . import clock, metrics
-from .app import app, dead_letter_topic, dead_letters_table, delivery_topic, ingest_topic, settings
+from . import clock, metrics, request_log
+from .app import app, dead_letter_topic, dead_letters_table, delivery_topic, ingest_topic, request_log_table, request_log_topic, settings
 from .faust_ext.producer import aiokafka_producer
 from .ingestion import ingest
 from .ids import scoped
@@ -94,6 +94,22 @@ async def keep_dead_letters(stream: AsyncIterable[Any]) -> None:
         raise
 
 
+@app.agent(request_log_topic)
+async def keep_request_log(stream: AsyncIterable[Any]) -> None:
+    """Turned-away webhook requests become listable: `GET /api/v1/projects/{id}/requests`."""
+    consumed = request_log_topic.get_topic_name()
+    try:
+        async for event in stream.events():  # type: ignore[attr-defined]
+            metrics.record_consumed(consumed)
+            request_log.apply(request_log_table, event.value)
+            app.agent_commits.written([event.message])  # Faust flushes its table writes before it commits
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:  # Faust restarts the agent, which meets the same record again
+        app.liveness.failed(f"the request log agent crashed: {exc!r}")
+        raise
+
+
 @app.timer(interval=settings.retention_sweep_interval)
 async def enforce_retention() -> None:
     """Send expire commands for local events and dead letters past their project's retention."""
@@ -105,5 +121,8 @@ async def enforce_retention() -> None:
             await app.publisher.publish(command)
         for project_id, uids in expired(dead_letters_table, projects, active=active, now=clock.now()):
             await app.publisher.expire_dead_letters(project_id, uids)
+        for project_id, uids in request_log.expired(request_log_table, projects, active=active, now=clock.now()):
+            for key, value, partition in request_log.expire_commands(project_id, uids, settings.partitions):
+                await app.publisher.send_raw(request_log_topic.get_topic_name(), key, value, partition)
     except Exception:  # a failed sweep is retried next interval; it must never stop the worker
         log.exception("retention sweep failed")

@@ -169,6 +169,10 @@ class Publisher:
             command = {"project_id": project_id, EXPIRE_DEAD_LETTERS: group}
             await self._send(self.dead_letter_topic, orjson.dumps(scoped(project_id, group[0])), orjson.dumps(command), partition)
 
+    async def send_raw(self, topic: str, key: bytes, value: bytes, partition: int | None) -> None:
+        """One record, durably (acks=all) within the publish timeout; raises `KafkaUnavailable`."""
+        await self._send(topic, key, value, partition)
+
     async def _send(self, topic: str, key: bytes, value: bytes, partition: int | None) -> None:
         try:
             # asyncio.timeout, not wait_for: wait_for wraps the send in a task of its own,
@@ -250,13 +254,15 @@ async def anchor_group(kafka: str | KafkaConnection, group: str, anchors: dict[s
         await consumer.stop()
 
 
-def anchor_records(ingest_topic: str, dead_letter_topic: str) -> dict[str, bytes]:
-    """Each agent input topic's harmless record: an expire command for nothing."""
+def anchor_records(ingest_topic: str, dead_letter_topic: str, **others: bytes) -> dict[str, bytes]:
+    """Each agent input topic's harmless record: an expire command for nothing (`others`: topic
+    name -> its record, for agents defined elsewhere)."""
     from .ingestion import EXPIRE
 
     return {
         ingest_topic: IngestRecord(uid="anchor", project_id="", kind=EXPIRE, event_type="", data=[], created_at="").dumps(),
         dead_letter_topic: orjson.dumps({"project_id": "", EXPIRE_DEAD_LETTERS: []}),
+        **others,
     }
 
 

@@ -41,12 +41,20 @@ class TopicSpec:
     partitions: int
     compacted: bool = False
     max_message_bytes: int | None = None
+    #: Time retention of a topic whose records are kept elsewhere once read (`retention.ms`),
+    #: with segments small enough for it to apply (`segment.bytes`).
+    retention_ms: int | None = None
+    segment_bytes: int | None = None
 
     def configs(self, layout: Layout) -> dict[str, str]:
         configs = {"min.insync.replicas": str(layout.min_insync_replicas)}
         configs["cleanup.policy"] = "compact" if self.compacted else "delete"
         if self.max_message_bytes:
             configs["max.message.bytes"] = str(self.max_message_bytes)
+        if self.retention_ms:
+            configs["retention.ms"] = str(self.retention_ms)
+        if self.segment_bytes:
+            configs["segment.bytes"] = str(self.segment_bytes)
         return configs
 
 

@@ -9,6 +9,7 @@ delivery id starts with its event id, so every query reads events rows.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import islice
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
@@ -97,10 +98,16 @@ class EventFilter:
     idempotency_key: str = ""
     broker_message_id: str = ""
     query: str = ""
+    #: Sources whose name contains `query` (the web layer resolves names from the config).
+    query_source_ids: frozenset[str] = frozenset()
+    #: A JSON object the payload must contain (`contains`), as its JSON text.
+    body: str = ""
+    event_types: frozenset[str] = frozenset()
 
     def needles(self) -> list[list[bytes]]:
         """Values a matching stored row must contain (see `scan`)."""
-        return _needles(self.source_ids, self.endpoint_ids, {self.owner_id} - {""})
+        return _needles(self.source_ids, self.endpoint_ids, {self.owner_id} - {""}, self.event_types,
+                        *_body_scalars(self.body))
 
     def accepts(self, e: Mapping[str, Any]) -> bool:
         return ((not self.source_ids or e.get("source_id") in self.source_ids)
@@ -108,13 +115,57 @@ class EventFilter:
                 and (not self.owner_id or e.get("owner_id") == self.owner_id)
                 and (not self.idempotency_key or e.get("idempotency_key") == self.idempotency_key)
                 and (not self.broker_message_id or e.get("broker_message_id") == self.broker_message_id)
-                and (not self.query or _query_matches(self.query, e)))
+                and (not self.query or _query_matches(self.query, self.query_source_ids, e))
+                and (not self.event_types or e.get("event_type") in self.event_types)
+                and (not self.body or contains(e.get("data"), _parsed(self.body))))
 
 
-def _query_matches(query: str, e: Mapping[str, Any]) -> bool:
+def _query_matches(query: str, source_ids: frozenset[str], e: Mapping[str, Any]) -> bool:
+    """Text search: an event id prefix, part of the event type, the source's name (resolved to
+    `source_ids`), or the whole idempotency key or broker message id (case-insensitive)."""
     q = query.lower()
     return (str(e.get("uid", "")).lower().startswith(q) or q in str(e.get("event_type", "")).lower()
-            or q == str(e.get("idempotency_key", "")).lower())
+            or q == str(e.get("idempotency_key", "")).lower() or q == str(e.get("broker_message_id", "")).lower()
+            or e.get("source_id") in source_ids)
+
+
+@lru_cache(maxsize=64)
+def _parsed(body: str) -> Any:
+    return orjson.loads(body)
+
+
+def contains(value: Any, wanted: Any) -> bool:
+    """Whether `value` contains `wanted`, as PostgreSQL's `@>` on JSON: an object contains an
+    object whose every key it has with a containing value; an array contains an array whose
+    every element one of its elements contains; scalars are equal (1 and 1.0 too)."""
+    if isinstance(wanted, dict):
+        return isinstance(value, dict) and all(k in value and contains(value[k], v) for k, v in wanted.items())
+    if isinstance(wanted, list):
+        return isinstance(value, list) and all(any(contains(item, w) for item in value) for w in wanted)
+    if isinstance(wanted, bool) or isinstance(value, bool):
+        return type(wanted) is type(value) and wanted == value
+    return bool(value == wanted)
+
+
+def _body_scalars(body: str) -> list[list[str]]:
+    """The pre-filter groups of a `body` search: every string it holds must be in the stored row."""
+    if not body:
+        return []
+    found: list[str] = []
+
+    def walk(v: Any) -> None:
+        if isinstance(v, dict):
+            for k, inner in v.items():
+                found.append(k)
+                walk(inner)
+        elif isinstance(v, list):
+            for inner in v:
+                walk(inner)
+        elif isinstance(v, str):
+            found.append(v)
+
+    walk(_parsed(body))
+    return [[s] for s in found]
 
 
 @dataclass(frozen=True)
@@ -126,10 +177,11 @@ class DeliveryFilter:
     statuses: frozenset[str] = frozenset()
     idempotency_key: str = ""
     broker_message_id: str = ""
+    source_ids: frozenset[str] = frozenset()
 
     def needles(self) -> list[list[bytes]]:
         """Values the stored event row of a matching delivery must contain (see `scan`)."""
-        return _needles(self.endpoint_ids, self.subscription_ids, self.event_types, self.statuses)
+        return _needles(self.endpoint_ids, self.subscription_ids, self.event_types, self.statuses, self.source_ids)
 
     def accepts(self, d: Mapping[str, Any]) -> bool:
         return ((not self.event_ids or d.get("event_id") in self.event_ids)
@@ -138,12 +190,14 @@ class DeliveryFilter:
                 and (not self.event_types or d.get("event_type") in self.event_types)
                 and (not self.statuses or d.get("status") in self.statuses)
                 and (not self.idempotency_key or d.get("idempotency_key") == self.idempotency_key)
-                and (not self.broker_message_id or d.get("broker_message_id") == self.broker_message_id))
+                and (not self.broker_message_id or d.get("broker_message_id") == self.broker_message_id)
+                and (not self.source_ids or d.get("source_id") in self.source_ids))
 
 
 def _needles(*groups: Iterable[str]) -> list[list[bytes]]:
     # Rows are stored as orjson's JSON, so a string value appears exactly as orjson encodes it.
     return [[orjson.dumps(value) for value in group] for group in groups if group]
+
 
 
 #: Marks the last item of a local page whose walk ran out of budget (`scan.Budget`): its

@@ -21,11 +21,13 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from convoy_stream import request_log
 from convoy_stream.ids import dedup_key, partition_for, partition_of, scoped
 from convoy_stream.ingestion import Tables
 from convoy_stream.routing import event_uid_of
 from convoy_stream.settings import Settings
 
+from . import counts
 from . import events as local
 from .events import DeliveryFilter, EventFilter, Page
 
@@ -33,6 +35,9 @@ from .events import DeliveryFilter, EventFilter, Page
 EVENTS = "events"
 IDEMPOTENCY = "idempotency"
 DEAD_LETTERS = "dead-letters"
+REQUESTS = "requests"
+#: Tables whose keys are "<project>/<uid>" with a uid naming its partition (`ids.mint_id`).
+BY_UID = (EVENTS, REQUESTS)
 
 Row = dict[str, Any]
 #: One list page per worker, each in page order, for `web/listing.merge`.
@@ -58,6 +63,9 @@ class Worker(Protocol):
 
     @property
     def dead_letters(self) -> Any: ...  # the dead-letter table: "<project>/<uid>" -> document
+
+    @property
+    def request_log(self) -> Any: ...  # turned-away webhook requests: "<project>/<uid>" -> document
 
     @property
     def router(self) -> Any: ...  # Faust's router: `table_metadata(table)` -> {worker url: {topic: partitions}}
@@ -124,6 +132,25 @@ async def dead_letter_pages(c: Reader, project_id: str, page: Page) -> Pages:
     return await _ask_all(c, DEAD_LETTERS, "list_dead_letters", project_id, _list_arg(page, DeliveryFilter()))
 
 
+async def request_by_id(c: Reader, project_id: str, uid: str) -> Row | None:
+    """One turned-away webhook request of the request log (`convoy_stream/request_log.py`)."""
+    return await _ask_owner(c, REQUESTS, scoped(project_id, uid), "request", project_id, uid)
+
+
+async def request_pages(c: Reader, project_id: str, filter_: request_log.RequestFilter, page: Page) -> Pages:
+    return await _ask_all(c, REQUESTS, "list_requests", project_id, _list_arg(page, filter_))
+
+
+async def event_counts(c: Reader, project_id: str, *, lower: str, bucket_ms: int) -> list[Row]:
+    """Each worker's counts of accepted and duplicate events since `lower`, per bucket (`counts.py`)."""
+    return await _ask_all(c, EVENTS, "event_counts", project_id, _counts_arg(lower, bucket_ms))
+
+
+async def request_counts(c: Reader, project_id: str, *, lower: str, bucket_ms: int) -> list[Row]:
+    """Each worker's counts of turned-away requests since `lower`, per bucket (`counts.py`)."""
+    return await _ask_all(c, REQUESTS, "request_counts", project_id, _counts_arg(lower, bucket_ms))
+
+
 def _flat(parts: Pages) -> list[Row]:
     return [row for part in parts for row in part]
 
@@ -169,6 +196,28 @@ def _list_dead_letters(app: Worker, project_id: str, arg: str) -> list[Row]:
     return local.list_rows(app.dead_letters, project_id, lambda row: True, page, app.active_keys())
 
 
+def _list_requests(app: Worker, project_id: str, arg: str) -> list[Row]:
+    page, f = _page_and_filter(arg, request_log.RequestFilter)
+    rows = local.list_rows(app.request_log, project_id, f.accepts, page, app.active_keys())
+    return [request_log.summary(row) for row in rows]
+
+
+def _counts_arg(lower: str, bucket_ms: int) -> str:
+    return orjson.dumps({"lower": lower, "bucket_ms": bucket_ms}).decode()
+
+
+def _counts(table_of: Callable[[Worker], Any], classify: Callable[[dict[str, Any]], str]) -> Callable[[Worker, str, str], Row]:
+    """A local counts question; buckets travel as string keys, as JSON objects have them."""
+    def question(app: Worker, project_id: str, arg: str) -> Row:
+        parsed = orjson.loads(arg)
+        found = counts.count(table_of(app), project_id, lower=str(parsed["lower"]), bucket_ms=int(parsed["bucket_ms"]),
+                             active=app.active_keys(), classify=classify)
+        return {"buckets": {str(b): v for b, v in found["buckets"].items()},
+                "by_source": {s: {str(b): v for b, v in per.items()} for s, per in found["by_source"].items()},
+                "capped": found["capped"]}
+    return question
+
+
 _LOCAL: Mapping[str, Callable[[Worker, str, str], Any]] = {
     "event": lambda app, pid, uid: local.event(app.event_tables.events, pid, uid),
     "events_by_dedup": lambda app, pid, key: local.events_by_dedup_key(
@@ -184,6 +233,10 @@ _LOCAL: Mapping[str, Callable[[Worker, str, str], Any]] = {
     "list_events": _list_events,
     "list_deliveries": _list_deliveries,
     "list_dead_letters": _list_dead_letters,
+    "request": lambda app, pid, uid: app.request_log.get(scoped(pid, uid)),
+    "list_requests": _list_requests,
+    "event_counts": _counts(lambda app: app.event_tables.events, counts.event_class),
+    "request_counts": _counts(lambda app: app.request_log, counts.request_class),
 }
 
 
@@ -197,7 +250,7 @@ def _owner(app: Worker, table: str, route_key: str) -> str:
     changelog topic's metadata and fails until it has. Event keys name their
     partition (`ids`); dedup keys go where Kafka's hash sent them.
     """
-    locate = partition_of if table == EVENTS else partition_for
+    locate = partition_of if table in BY_UID else partition_for
     partition = locate(route_key, app.settings.partitions)
     for worker, topics in app.router.table_metadata(table).items():
         if any(partition in partitions for partitions in topics.values()):

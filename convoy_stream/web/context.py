@@ -31,6 +31,7 @@ class Worker(Protocol):
     publisher: Publisher
     event_tables: Tables
     dead_letters: Any  # the dead-letter table: "<project>/<uid>" -> document
+    request_log: Any  # turned-away webhook requests: "<project>/<uid>" -> document (`request_log.py`)
     liveness: Liveness
     rebalancing: bool
     consumer_generation_id: int

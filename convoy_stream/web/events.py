@@ -23,6 +23,7 @@ from ..records import IngestRecord
 from ..replay import replay_commands
 from ..routing import catch_all_subscription
 from ..validation import ValidationError, validate_event
+from . import search
 from .config_api import refuse_internal_url
 from .context import Context, ctx
 from .body import read_json
@@ -162,12 +163,18 @@ def _cursor_given(query: Any) -> bool:
     return bool(query.get("next_page_cursor") or query.get("prev_page_cursor"))
 
 
-def _event_filter(q: Any) -> EventFilter:
+def _event_filter(c: Context, pid: str, q: Any) -> EventFilter:
     return EventFilter(
         source_ids=many(q, "sourceId"), endpoint_ids=many(q, "endpointId"), owner_id=q.get("ownerId", ""),
         idempotency_key=q.get("idempotencyKey", ""), broker_message_id=q.get("brokerMessageId", ""),
-        query=q.get("query", ""),
+        query=q.get("query", ""), query_source_ids=search.sources_named(c.config, pid, q.get("query", "")),
+        body=search.body_param(q), event_types=many(q, "eventType"),
     )
+
+
+async def events_page(request: web.Request, pid: str, q: Any) -> dict[str, Any]:
+    """A page of a project's stored events for the query parameters `q` (the API's and the dashboard's)."""
+    return await _events_page(request, pid, _event_filter(ctx(request), pid, q), q)
 
 
 async def _events_page(request: web.Request, pid: str, f: EventFilter, query: Any = None) -> dict[str, Any]:
@@ -182,7 +189,7 @@ async def _events_page(request: web.Request, pid: str, f: EventFilter, query: An
 
 async def list_events(request: web.Request) -> web.Response:
     project = await ctx(request).project(request)
-    data = await _events_page(request, project["uid"], _event_filter(request.query))
+    data = await events_page(request, project["uid"], request.query)
     return ok(_shaped(ctx(request), data, event_answer), "App events fetched successfully")
 
 
@@ -231,7 +238,7 @@ async def batch_replay(request: web.Request) -> web.Response:
     q = request.query
     if q.get("query") or q.get("body"):
         raise ApiError(400, "batch replay does not support search filters")
-    f = _event_filter(q)
+    f = _event_filter(c, project["uid"], q)
     one_page = any(q.get(name) for name in ("perPage", "next_page_cursor", "prev_page_cursor"))
     query: dict[str, str] = {k: v for k, v in q.items() if k in ("startDate", "endDate", "direction", "perPage",
                                                                    "next_page_cursor", "prev_page_cursor")}
@@ -255,21 +262,25 @@ async def batch_replay(request: web.Request) -> web.Response:
 async def list_deliveries(request: web.Request) -> web.Response:
     c = ctx(request)
     project = await c.project(request)
-    pid, q = project["uid"], request.query
+    data = await deliveries_page(request, project["uid"], request.query)
+    return ok(_shaped(c, data, delivery_answer), "Event deliveries fetched successfully")
+
+
+async def deliveries_page(request: web.Request, pid: str, q: Any) -> dict[str, Any]:
+    """A page of a project's stored deliveries for the query parameters `q` (the API's and the dashboard's)."""
+    c = ctx(request)
     f = DeliveryFilter(
         event_ids=many(q, "eventId"), endpoint_ids=many(q, "endpointId"), subscription_ids=many(q, "subscriptionId"),
         event_types=many(q, "eventType"), statuses=many(q, "status"), idempotency_key=q.get("idempotencyKey", ""),
-        broker_message_id=q.get("brokerMessageId", ""),
+        broker_message_id=q.get("brokerMessageId", ""), source_ids=many(q, "sourceId"),
     )
     if f.event_ids:
-        data = await _indexed(request, [queries.deliveries_of_event(c, pid, uid) for uid in f.event_ids], f)
-    elif f.idempotency_key:
-        data = await _indexed(request, [queries.deliveries_by_idempotency_key(c, pid, f.idempotency_key)], f)
-    elif f.broker_message_id:
-        data = await _indexed(request, [queries.deliveries_by_broker_id(c, pid, f.broker_message_id)], f)
-    else:
-        data = await _list(request, lambda page: queries.delivery_pages(c, pid, f, page))
-    return ok(_shaped(c, data, delivery_answer), "Event deliveries fetched successfully")
+        return await _indexed(request, [queries.deliveries_of_event(c, pid, uid) for uid in f.event_ids], f, q)
+    if f.idempotency_key:
+        return await _indexed(request, [queries.deliveries_by_idempotency_key(c, pid, f.idempotency_key)], f, q)
+    if f.broker_message_id:
+        return await _indexed(request, [queries.deliveries_by_broker_id(c, pid, f.broker_message_id)], f, q)
+    return await _list(request, lambda page: queries.delivery_pages(c, pid, f, page), q)
 
 
 async def list_dead_letters(request: web.Request) -> web.Response:

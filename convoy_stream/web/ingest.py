@@ -102,18 +102,42 @@ async def ingest(request: web.Request) -> web.Response:
     c = ctx(request)
     source, project = await _source(c, request)
     body = await _read_limited(request, payload_limit(project))
-    content_type = request.headers.get("Content-Type")
-    headers = dict(request.headers)
+    request[BODY_KEY] = body  # for the request log, should the request be turned away
+    query = {k: request.query.getall(k) for k in request.query.keys()}
+    duplicate, size = await admit(request, source, project, method=request.method, path=request.path,
+                                  path_qs=request.path_qs, query_string=request.query_string, query=query, headers=dict(request.headers),
+                                  body=body)
+    custom = source.get("custom_response") or {}
+    if custom.get("body"):
+        return web.Response(body=custom["body"].encode(), status=200,
+                            content_type=None, headers={"Content-Type": custom.get("content_type") or "text/plain; charset=utf-8"})
+    return json_response({"status": True, "message": DUPLICATE if duplicate else "Event received", "data": size})
+
+
+#: Where `ingest` leaves the body it read, for the request log (`request_log_api.py`).
+BODY_KEY: web.RequestKey[bytes] = web.RequestKey("ingest_body", bytes)
+
+
+async def admit(request: web.Request, source: dict[str, Any], project: dict[str, Any], *, method: str, path: str,
+                path_qs: str, query_string: str, query: dict[str, list[str]], headers: dict[str, str],
+                body: bytes) -> tuple[bool, int]:
+    """Verify a webhook with the source's current config and publish it durably.
+
+    Returns (whether it is a known duplicate, the converted body's size). Raises `ApiError`
+    (4xx) when the request is turned away; nothing is stored then. The request log's retry
+    calls this with a logged request.
+    """
+    c = ctx(request)
+    content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), None)
     try:
         converted: bytes | None = convert_body(content_type, body)
     except PayloadError:
         converted = None
-    _verify(source, WebhookRequest(request.method, c.settings.base_url + request.path_qs, headers, body), converted)
+    _verify(source, WebhookRequest(method, c.settings.base_url + path_qs, headers, body), converted)
     if converted is None:
         raise ApiError(400, "Invalid request format")
     data, raw = _payload(converted)
 
-    query = {k: request.query.getall(k) for k in request.query.keys()}
     event_type = source["mask_id"]
     if source.get("event_type_location"):
         try:
@@ -134,15 +158,16 @@ async def ingest(request: web.Request) -> web.Response:
         uid=c.publisher.mint_event_id(project["uid"], key), project_id=project["uid"], kind="webhook", event_type=event_type,
         data=data, raw=raw, created_at=timestamp(), source_id=source["uid"], idempotency_key=checksum, dedup_key=key,
         headers=stored, forward_headers=forwarded_headers(stored, source.get("forward_headers")),
-        url_query_params=request.query_string, url_path=request.path,
+        url_query_params=query_string, url_path=path,
     )
     duplicate = await is_known_duplicate(c, project["uid"], checksum)
     await c.publisher.publish(record)
-    custom = source.get("custom_response") or {}
-    if custom.get("body"):
-        return web.Response(body=custom["body"].encode(), status=200,
-                            content_type=None, headers={"Content-Type": custom.get("content_type") or "text/plain; charset=utf-8"})
-    return json_response({"status": True, "message": DUPLICATE if duplicate else "Event received", "data": len(converted)})
+    request[EVENT_KEY] = record.uid
+    return duplicate, len(converted)
+
+
+#: The id of the event `admit` published.
+EVENT_KEY: web.RequestKey[str] = web.RequestKey("ingest_event_id", str)
 
 
 async def crc(request: web.Request) -> web.Response:

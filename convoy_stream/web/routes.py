@@ -1,8 +1,9 @@
 """Every HTTP route, in one place: a newcomer finds where a request goes here.
 
 Middlewares, outermost first: metrics (counts every answer by route template
-and status), the instance ingest rate limit (429 before any work), the error
-envelope (`envelope.py`). Every route except `/_internal/*` is described in
+and status), the request log (records turned-away webhooks, `request_log_api.py`),
+the instance ingest rate limit (429 before any work), the error
+envelope (`envelope.py`). Every route except `/_internal/*` and the dashboard's `/ui` is described in
 `openapi.py`, served at `/openapi.json`; `tests/unit/test_openapi.py` fails
 when a route is added here without being documented there.
 """
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import config_api, events, ingest, metrics, openapi, protocol_errors, ratelimit
+from ..ui import routes as ui
+from . import config_api, events, ingest, metrics, openapi, protocol_errors, ratelimit, request_log_api
 from .context import Context, Worker
 from .envelope import error_middleware
 from .health import health
@@ -23,6 +25,8 @@ def install(app: Worker, web_app: web.Application) -> None:
     web_app[ratelimit.LIMITER_KEY] = ratelimit.limiter_for(app.settings.ingest_rate)
     metrics.install(app, app.publisher.ingest_topic)
     web_app.middlewares.append(metrics.metrics_middleware)
+    web_app[request_log_api.RECORDER] = request_log_api.Recorder()
+    web_app.middlewares.append(request_log_api.request_log_middleware)
     web_app.middlewares.append(ratelimit.rate_limit_middleware)
     web_app.middlewares.append(error_middleware)
     protocol_errors.install()
@@ -38,4 +42,6 @@ def add_routes(router: web.UrlDispatcher) -> None:
     events.install(router)
     ingest.install(router)
     config_api.install(router)
+    request_log_api.install(router)
     router.add_get("/_internal/query/{name}", internal_query)
+    ui.install(router)  # the dashboard: HTML pages for people, not in the API's description

@@ -102,6 +102,29 @@ def test_reads_and_config_writes_are_not_rate_limited(setup: dict[str, Any]) -> 
     assert http.get("/health").status_code == 200
 
 
+def test_a_flood_is_logged_within_the_request_logs_bound_per_source(setup: dict[str, Any]) -> None:
+    """Turned-away requests (here rate limited, and badly signed) are in the request log, at
+    most `BURST` plus `RATE_PER_SECOND` a second of them per source (`request_log.py`)."""
+    from convoy_stream import request_log
+
+    http, incoming, signed = setup["http"], setup["incoming"], setup["signed"]
+    wait_for_full_bucket()
+    started = time.monotonic()
+    statuses = [http.post(f"/ingest/{signed['mask_id']}", content=b'{"bad": "signature"}', headers={"X-Sig": "00"}).status_code
+                for _ in range(60)]
+    elapsed = time.monotonic() - started
+    assert set(statuses) == {400, 429}, statuses
+
+    def logged() -> list[dict[str, Any]]:
+        return http.get(f"/api/v1/projects/{incoming['uid']}/requests", headers=incoming["auth"],
+                        params={"sourceId": signed["uid"], "perPage": 100}).json()["data"]["content"]
+
+    entries = eventually(lambda: (found := logged()) and {e["cause"] for e in found} == {"verification_failed", "rate_limited"}
+                         and found, timeout=30)
+    assert len(entries) <= request_log.BURST + request_log.RATE_PER_SECOND * elapsed + 1, (len(entries), elapsed)
+    assert len(entries) < len(statuses)
+
+
 def raw_socket(worker: Worker) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", worker.port), timeout=10)
     return sock

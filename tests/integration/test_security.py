@@ -43,6 +43,8 @@ from tests.support.workers import Worker, all_committed, eventually, read_to_end
 PROJECT = "/api/v1/projects/{projectID}"
 PUBLIC_URL = "https://hooks.example.test/convoy"  # the worker is behind a proxy that strips /convoy
 OPEN_ROUTES = {"/health", "/openapi.json", "/ingest/{maskID}"}
+#: Dashboard pages anyone may load: the sign-in form and the stylesheet and script.
+UI_OPEN_ROUTES = {("GET", "/ui/signin"), ("GET", "/ui/static/{name}")}
 
 
 def marker(purpose: str) -> str:
@@ -127,8 +129,17 @@ def populate(env: Env, tenant: Tenant, owner: str = "owner-1") -> Tenant:
         content = r.json()["data"]["content"] if r.status_code == 200 else []
         return content[0]["uid"] if content else None
 
+    # A webhook the source turns away (a method it does not take), for the request log's routes.
+    assert env.call("DELETE", f"/ingest/{source['mask_id']}", record=False).status_code == 405
+
+    def turned_away() -> str | None:
+        r = env.call("GET", f"/api/v1/projects/{tenant.uid}/requests", tenant.key, record=False)
+        content = r.json()["data"]["content"] if r.status_code == 200 else []
+        return content[0]["uid"] if content else None
+
     tenant.ids = {"endpoints": endpoint["uid"], "subscriptions": subscription["uid"], "sources": source["uid"],
-                  "eventID": event_id, "deliveryID": eventually(delivery), "maskID": source["mask_id"]}
+                  "eventID": event_id, "deliveryID": eventually(delivery), "maskID": source["mask_id"],
+                  "requestID": eventually(turned_away, timeout=30)}
     return tenant
 
 
@@ -169,6 +180,7 @@ def write_body(method: str, template: str, victim: Tenant) -> dict[str, Any] | N
         "/events/broadcast": {"event_type": "pwned", "data": {"x": 1}},
         "/events/dynamic": {"url": "https://example.com/pwned", "event_type": "pwned", "data": {"x": 1}},
         "/events/batchreplay": {}, "/events/{eventID}/replay": {},  # no body: the path and query say it all
+        "/requests/{requestID}/retry": {},
     }
     return bodies[re.sub(r"/{\w+}$", "", tail)]
 
@@ -251,6 +263,8 @@ def test_only_health_openapi_and_ingest_answer_without_credentials(env: Env, ten
     victim, _ = tenants
     if template.startswith("/_internal/"):
         path = template.replace("{name}", "event")
+    elif template.startswith("/ui"):
+        path = fill(template.replace("{name}", "app.css"), victim, victim)
     else:
         path = fill(template, victim, victim) if "{" in template else template
     body = write_body(method, template, victim) if template.startswith(PROJECT) else None
@@ -259,7 +273,16 @@ def test_only_health_openapi_and_ingest_answer_without_credentials(env: Env, ten
         if method == "GET" and template == "/ingest/{maskID}":
             continue  # the CRC challenge answers 400 for a source that is not an X/Twitter one
         response = env.call(method, path, headers=headers, json=body if method in ("POST", "PUT", "PATCH") else None)
-        if template in OPEN_ROUTES:
+        if template.startswith("/ui"):
+            # The dashboard's session is its cookie, never a header: without one, a page sends
+            # the browser to sign in (or refuses a form), and shows nothing of the project.
+            if (method, template) in UI_OPEN_ROUTES:
+                assert response.status_code == 200, (method, path)
+            else:
+                assert response.status_code in (303, 403), (method, path, response.status_code)
+                assert response.headers.get("Location", "/ui/signin").startswith(("/ui/signin", "/ui/projects"))
+            assert not any(uid in response.text for uid in victim.ids.values()), (method, path)
+        elif template in OPEN_ROUTES:
             assert response.status_code < 400, (method, path, headers, response.text)
         else:
             assert response.status_code == 401, (method, path, headers, response.status_code, response.text)

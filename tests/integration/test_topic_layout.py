@@ -33,13 +33,15 @@ def test_every_topic_of_a_worker_has_its_replication_settings_set_on_the_topic(w
     configs = asyncio.run(topic_configs(kafka_broker.bootstrap, f"{app_id}-"))
     expected = {f"{app_id}-{name}" for name in (
         "ingest", "dead-letters", "deliveries", "config", "events-changelog", "idempotency-changelog",
-        "broker-ids-changelog", "dead-letters-changelog", "__assignor-__leader")}
+        "broker-ids-changelog", "dead-letters-changelog", "requests", "requests-changelog", "__assignor-__leader")}
     assert expected <= set(configs), sorted(configs)
     for name in expected:
         assert configs[name]["min.insync.replicas"] == ("1", TOPIC_CONFIG), name
     for name in expected:
         compacted = name.endswith("-changelog") or name.endswith("-config")
         assert configs[name]["cleanup.policy"] == ("compact" if compacted else "delete", TOPIC_CONFIG), name
+    # The request log's topic is read into its table within seconds: Kafka keeps it an hour only.
+    assert configs[f"{app_id}-requests"]["retention.ms"] == ("3600000", TOPIC_CONFIG)
 
 
 def test_a_topic_with_other_partitions_stops_the_worker_with_one_line(kafka_broker, tmp_path) -> None:

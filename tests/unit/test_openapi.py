@@ -16,6 +16,7 @@ from openapi_spec_validator import validate
 from convoy_stream.web import openapi, ratelimit, routes
 
 INTERNAL = "/_internal/"
+DASHBOARD = "/ui"  # HTML pages, not the API
 UNAUTHENTICATED = {"/health", "/openapi.json", "/ingest/{maskID}"}
 
 
@@ -25,7 +26,7 @@ def registered() -> set[tuple[str, str]]:
     found = set()
     for route in app.router.routes():
         path = route.resource.canonical if route.resource is not None else ""
-        if route.method == "HEAD" or path.startswith(INTERNAL):  # HEAD is added by aiohttp for every GET
+        if route.method == "HEAD" or path.startswith(INTERNAL) or path.startswith(DASHBOARD):  # HEAD is added by aiohttp for every GET
             continue
         found.add((route.method, path))
     return found
