@@ -141,9 +141,10 @@ delivery_topic = app.topic(
     key_serializer="json", partitions=settings.partitions,
 )
 
+#: Read as bytes: the dead-letter agent checks each record itself (`dead_letters.read`).
 dead_letter_topic = app.topic(
-    f"{settings.app_id}-dead-letters", key_type=str, value_type=None,
-    key_serializer="json", value_serializer="orjson", partitions=settings.partitions,
+    f"{settings.app_id}-dead-letters", key_type=None, value_type=None,
+    key_serializer="raw", value_serializer="raw", partitions=settings.partitions,
 )
 #: What the agents wrote decides what is committed on their input topics (agent_commits.py).
 app.agent_commits = AgentCommits([ingest_topic.get_topic_name(), dead_letter_topic.get_topic_name()])
