@@ -125,7 +125,8 @@ def create_app(settings: Settings) -> ConvoyApp:
     )
     app.config_store = ConfigStore(settings.kafka, f"{settings.app_id}-config")
     app.publisher.config_position = lambda: app.config_store.position
-    app.liveness = Liveness(app, exit_after=settings.unhealthy_exit_after, ingest_topic=f"{settings.app_id}-ingest")
+    app.liveness = Liveness(app, exit_after=settings.unhealthy_exit_after, ingest_topic=f"{settings.app_id}-ingest",
+                            stall_after=settings.commit_stall_after)
     return app
 
 

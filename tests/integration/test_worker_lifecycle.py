@@ -2,20 +2,29 @@
 
 - The worker's script processes end with it, however it ends (here: SIGKILL of the worker
   alone, which no handler of the worker sees, while a script runs).
+- A SIGTERM ends a worker within CONVOY_STREAM_SHUTDOWN_TIMEOUT, even with Kafka gone.
+- A record on the dead-letter topic that is not a dead letter costs a log line, not the agent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import secrets
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import httpx
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
 
+from convoy_stream.ids import mint_id, partition_of, scoped
 from tests.conftest import ADMIN_TOKEN, Api
 from tests.support.workers import Worker, eventually
 
@@ -96,3 +105,89 @@ def _ignore_errors(call: Callable[[], Any]) -> None:
         call()
     except httpx.HTTPError:  # the worker is killed while this request waits
         pass
+
+
+#: The pipeline topics' partitions (the workers' default).
+PARTITIONS = 8
+#: The stop bound the next test sets (a Go duration, as an operator may write it).
+SHUTDOWN_TIMEOUT = 5.0
+
+
+def test_a_worker_whose_kafka_is_gone_stops_within_its_shutdown_timeout(kafka_factory: Any, tmp_path: Path) -> None:
+    """An orchestrator SIGKILLs a worker at the end of its grace period: a SIGTERM must end the
+    worker within CONVOY_STREAM_SHUTDOWN_TIMEOUT even when every Kafka step of its stop hangs."""
+    kafka = kafka_factory()
+    worker = Worker(kafka.bootstrap, tmp_path / "w", "cs-stop-" + secrets.token_hex(3), ADMIN_TOKEN,
+                    env={"CONVOY_STREAM_SHUTDOWN_TIMEOUT": f"{SHUTDOWN_TIMEOUT:g}s"}).start()
+    try:
+        worker.wait_healthy()
+        assert worker.process is not None
+        kafka.stop()
+        eventually(lambda: _health(worker) == 503, timeout=60)  # the worker knows Kafka is gone
+        begun = time.monotonic()
+        os.kill(worker.process.pid, signal.SIGTERM)  # as Kubernetes does: the worker's pid only
+        try:
+            status = worker.process.wait(SHUTDOWN_TIMEOUT + 20)  # generous: two busy cores
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"worker still running {time.monotonic() - begun:.1f} s after SIGTERM:\n{worker.log_tail()}",
+                        pytrace=False)
+        took = time.monotonic() - begun
+        print(f"\nworker with Kafka gone exited with status {status} {took:.2f} s after SIGTERM "
+              f"(CONVOY_STREAM_SHUTDOWN_TIMEOUT={SHUTDOWN_TIMEOUT:g}s)")
+        log = worker.log_path.read_text(errors="replace")
+        timed_out = [line for line in log.splitlines() if "did not stop within" in line]
+        if status != 0:  # it gave up: with status 1, and one line that says what it waited for
+            assert status == 1, worker.log_tail()
+            assert len(timed_out) == 1 and "still stopping: " in timed_out[0], timed_out or worker.log_tail()
+            assert took >= SHUTDOWN_TIMEOUT * 0.9, took
+        else:
+            assert not timed_out
+    finally:
+        worker.kill()
+
+
+def _health(worker: Worker) -> int:
+    try:
+        return httpx.get(worker.url + "/health", timeout=5).status_code
+    except httpx.HTTPError:
+        return 0
+
+
+def test_records_on_the_dead_letter_topic_that_are_not_dead_letters_are_skipped(
+        worker: Worker, make_project: Callable[..., Api], kafka_broker: Any, app_id: str) -> None:
+    """Another tool can write to the dead-letter topic: what is not a dead letter is skipped
+    (one log line, a metric), and the agent that reads the topic carries on."""
+    project = make_project()
+    uid = mint_id(None, PARTITIONS)
+    key = scoped(project.project_id, uid)
+    partition = partition_of(key, PARTITIONS)
+    letter = {"uid": uid, "project_id": project.project_id, "reason": "written by a test", "source_id": "",
+              "broker": "kafka", "broker_message_id": "m-1", "original": "{}", "original_is_utf8": True, "headers": {}}
+    garbage = [(b"\xff\xfenot json", b"{}"), (orjson.dumps(key), b"\xffnot json"), (None, orjson.dumps(letter)),
+               (orjson.dumps(key), orjson.dumps([1, 2])), (orjson.dumps("another/key"), orjson.dumps(letter))]
+    topic = f"{app_id}-dead-letters"
+    skipped_before = _skipped(worker, topic)
+
+    async def produce() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_broker.bootstrap, acks="all")
+        await producer.start()
+        try:
+            for record_key, value in garbage:  # ahead of the letter, on its partition
+                await producer.send_and_wait(topic, value, key=record_key, partition=partition)
+            await producer.send_and_wait(topic, orjson.dumps(letter), key=orjson.dumps(key), partition=partition)
+        finally:
+            await producer.stop()
+
+    asyncio.run(produce())
+    listed = eventually(lambda: project.get("/dead-letters").json()["data"]["content"], timeout=60)
+    assert [row["uid"] for row in listed] == [uid]
+    assert httpx.get(worker.url + "/health", timeout=10).status_code == 200
+    assert _skipped(worker, topic) == skipped_before + len(garbage)
+    log = worker.log_path.read_text(errors="replace")
+    assert len(re.findall(rf"{topic}\[{partition}\]@\d+ is not a dead letter \(its [^)]*\); skipped", log)) == len(garbage)
+
+
+def _skipped(worker: Worker, topic: str) -> float:
+    metrics = httpx.get(worker.url + "/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10).text
+    line = f'convoy_stream_records_skipped_total{{topic="{topic}"}} '
+    return sum(float(row[len(line):]) for row in metrics.splitlines() if row.startswith(line))
