@@ -126,7 +126,8 @@ def create_app(settings: Settings) -> ConvoyApp:
     )
     app.config_store = ConfigStore(settings.kafka, f"{settings.app_id}-config")
     app.publisher.config_position = lambda: app.config_store.position
-    app.liveness = Liveness(app, exit_after=settings.unhealthy_exit_after, ingest_topic=f"{settings.app_id}-ingest")
+    app.liveness = Liveness(app, exit_after=settings.unhealthy_exit_after, ingest_topic=f"{settings.app_id}-ingest",
+                            stall_after=settings.commit_stall_after)
     return app
 
 
@@ -142,9 +143,10 @@ delivery_topic = app.topic(
     key_serializer="json", partitions=settings.partitions,
 )
 
+#: Read as bytes: the dead-letter agent checks each record itself (`dead_letters.read`).
 dead_letter_topic = app.topic(
-    f"{settings.app_id}-dead-letters", key_type=str, value_type=None,
-    key_serializer="json", value_serializer="orjson", partitions=settings.partitions,
+    f"{settings.app_id}-dead-letters", key_type=None, value_type=None,
+    key_serializer="raw", value_serializer="raw", partitions=settings.partitions,
 )
 #: Turned-away webhook requests, on their way to the request log's table (`request_log.py`).
 request_log_topic = app.topic(

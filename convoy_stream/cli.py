@@ -19,12 +19,12 @@ from typing import Any
 def _run_worker(*, bridges: bool = True, web: bool = True) -> None:
     os.environ.setdefault("CONVOY_STREAM_BRIDGES", "1" if bridges else "0")
     import uvloop
-    from faust.worker import Worker
 
     token_file = Path(os.environ.get("CONVOY_STREAM_DATA_DIR", ".data")) / "admin-token"
     generated_now = not os.environ.get("CONVOY_STREAM_ADMIN_TOKEN") and not token_file.exists()
     from . import log_redaction, pipeline  # noqa: F401  (pipeline registers the agent)
     from .app import app, create_topics, settings
+    from .shutdown import Worker
 
     log_redaction.install()
 
@@ -50,7 +50,7 @@ def _run_worker(*, bridges: bool = True, web: bool = True) -> None:
     )
     # uvloop: cheaper socket reads and writes for HTTP and Kafka alike (Faust's own option).
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    worker = Worker(app, loglevel=settings.log_level, quiet=True)
+    worker = Worker(app, loglevel=settings.log_level, quiet=True, shutdown_timeout=settings.shutdown_timeout)
     # Faust's start-up spinner sets the root logger to DEBUG (so it can spin on every log
     # record) whenever the level is WARN or above: every aiokafka debug call then builds a
     # LogRecord, about a tenth of the pipeline's CPU. No spinner, no DEBUG root.

@@ -36,17 +36,19 @@ CHECK_INTERVAL = 0.5
 #: The exit status of a worker that found itself dead.
 EXIT_STATUS = 1
 #: Seconds the ingest topic's committed offsets may stand still while records wait and
-#: Kafka is reachable before the pipeline counts as stalled (a hung fetcher or batch).
+#: Kafka is reachable before the pipeline counts as stalled (a hung fetcher or batch), unless
+#: `CONVOY_STREAM_COMMIT_STALL_AFTER` says otherwise.
 STALL_AFTER = 30.0
 
 
 class Liveness:
     """The first cause of death of this worker, if any, and the watchdog that acts on it."""
 
-    def __init__(self, app: Any, *, exit_after: float, ingest_topic: str = "",
+    def __init__(self, app: Any, *, exit_after: float, ingest_topic: str = "", stall_after: float = STALL_AFTER,
                  exit: Callable[[int], Any] = os._exit, clock: Callable[[], float] = time.monotonic) -> None:
         self.app = app
         self.exit_after = exit_after
+        self.stall_after = stall_after
         self.ingest_topic = ingest_topic
         self._exit = exit
         self._clock = clock
@@ -120,7 +122,7 @@ class Liveness:
         if not waiting or self._progress is None or self._progress[0] != committed:
             self._progress = (committed, now)
             return None
-        if now - self._progress[1] < STALL_AFTER:
+        if now - self._progress[1] < self.stall_after:
             return None
         return f"the pipeline has not moved for {now - self._progress[1]:.0f} s while {waiting} ingest records wait"
 

@@ -13,6 +13,7 @@ prometheus_client directly, so the names and labels are defined in one place.
 | `convoy_stream_records_produced_total` | topic | `publisher.py` (ingest, dead letters), agent (deliveries) |
 | `convoy_stream_records_consumed_total` | topic | agent (ingest records) |
 | `convoy_stream_dead_letters_total` | source_id | `publisher.dead_letter` |
+| `convoy_stream_records_skipped_total` | topic | agents (records of their topic that are not ours) |
 | `convoy_stream_ingest_rate_limited_total` | - | `web/ratelimit.py` |
 | `convoy_stream_bridge_reconnects_total` | broker | `record_bridge_reconnect`, called by the bridges |
 | `convoy_stream_consumer_lag` | topic, partition | computed at scrape time (`web/metrics.py`) |
@@ -54,6 +55,10 @@ RECORDS_PRODUCED = Counter(
 RECORDS_CONSUMED = Counter(
     "convoy_stream_records_consumed", "Records this worker's pipeline agent consumed from a topic (records in).",
     ["topic"], registry=REGISTRY,
+)
+RECORDS_SKIPPED = Counter(
+    "convoy_stream_records_skipped", "Records of an agent's input topic skipped because they cannot be read "
+    "(not written by convoy-stream).", ["topic"], registry=REGISTRY,
 )
 DEAD_LETTERS = Counter(
     "convoy_stream_dead_letters", "Messages written to the dead-letter topic, by source id.",
@@ -98,6 +103,10 @@ def record_produced(topic: str, count: int = 1) -> None:
 def record_consumed(topic: str, count: int = 1) -> None:
     child = _CONSUMED.get(topic) or _CONSUMED.setdefault(topic, RECORDS_CONSUMED.labels(topic))
     child.inc(count)
+
+
+def record_skipped(topic: str) -> None:
+    RECORDS_SKIPPED.labels(topic).inc()
 
 
 def record_dead_letter(source_id: str) -> None:

@@ -8,12 +8,11 @@ from typing import Any, AsyncIterable
 
 import orjson
 
-from . import clock, metrics, request_log
+from . import clock, dead_letters, metrics, request_log
 from .app import app, dead_letter_topic, dead_letters_table, delivery_topic, ingest_topic, request_log_table, request_log_topic, settings
 from .faust_ext.producer import aiokafka_producer
 from .ingestion import ingest
 from .ids import scoped
-from .publisher import EXPIRE_DEAD_LETTERS
 from .records import IngestRecord
 from .retention import expired, sweep
 from .table_writes import Batch
@@ -70,23 +69,32 @@ def _decode(message: Any) -> IngestRecord | None:
         return IngestRecord.from_data(orjson.loads(message.value))
     except Exception:
         log.error("offset %s of %s is not an ingest record; skipped", message.offset, message.tp, exc_info=True)
+        metrics.record_skipped(CONSUMED)
         return None
 
 
 @app.agent(dead_letter_topic)
 async def keep_dead_letters(stream: AsyncIterable[Any]) -> None:
-    """Dead letters become listable: `GET /api/v1/projects/{id}/dead-letters`."""
+    """Dead letters become listable: `GET /api/v1/projects/{id}/dead-letters`. A record that is
+    not a dead letter (another tool wrote it) is skipped, logged and counted (`dead_letters.read`)."""
     consumed = dead_letter_topic.get_topic_name()
     try:
         async for event in stream.events():  # type: ignore[attr-defined]
             metrics.record_consumed(consumed)
-            key, document = event.key, event.value
-            if isinstance(document, dict) and EXPIRE_DEAD_LETTERS in document:
-                for uid in document[EXPIRE_DEAD_LETTERS]:
-                    dead_letters_table.pop(scoped(document["project_id"], uid), None)
+            message = event.message
+            try:
+                record = dead_letters.read(event.key, event.value)
+            except dead_letters.NotADeadLetter as exc:
+                log.error("%s[%d]@%d is not a dead letter (%s); skipped", message.topic, message.partition,
+                          message.offset, exc)
+                metrics.record_skipped(consumed)
             else:
-                dead_letters_table[key] = document
-            app.agent_commits.written([event.message])  # Faust flushes its table writes before it commits
+                if isinstance(record, dead_letters.Expire):
+                    for uid in record.uids:
+                        dead_letters_table.pop(scoped(record.project_id, uid), None)
+                else:
+                    dead_letters_table[record.key] = record.document
+            app.agent_commits.written([message])  # Faust flushes its table writes before it commits
     except asyncio.CancelledError:
         raise
     except BaseException as exc:  # Faust restarts the agent, which meets the same record again

@@ -17,6 +17,10 @@ Limits, for every request:
 - output: `max_output` characters of result, and of console lines (collected for
   `test_function` only).
 
+A script process never outlives its worker: it ends when the worker closes the socket, when
+the worker process ends however it ends (`follow_parent`), and on SIGTERM (after the request
+in hand).
+
 Compiled scripts are kept per (project, script), so a script never shares globals with another
 project's copy of the same text.
 """
@@ -24,8 +28,11 @@ project's copy of the same text.
 from __future__ import annotations
 
 import os
+import select
 import signal
 import sys
+import threading
+import time
 from collections import OrderedDict
 from multiprocessing.connection import Connection
 from typing import Any
@@ -227,14 +234,19 @@ def rss_bytes() -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def serve(connection: Connection, retire_rss: int) -> None:
-    """Answer requests until the worker closes the connection, or this process grew too large."""
+def serve(connection: Connection, retire_rss: int, stop: "_Stop | None" = None) -> None:
+    """Answer requests until the worker closes the connection, this process grew too large, or
+    it was asked to stop (`stop`: after the request in hand is answered)."""
+    stop = stop or _Stop()
     MiniRacer().close()  # V8 starts once per process: before the first request's time limit
     connection.send_bytes(b"ready")
     host = Host()
-    while True:
+    while not stop.requested:
         try:
-            request = orjson.loads(connection.recv_bytes())
+            stop.busy = False
+            data = connection.recv_bytes()
+            stop.busy = True
+            request = orjson.loads(data)
         except (EOFError, OSError):
             break
         reply = host.answer(request)
@@ -252,6 +264,45 @@ def serve(connection: Connection, retire_rss: int) -> None:
     host.close()
 
 
+class _Stop:
+    """SIGTERM ends this process: at once while it waits for a request, else right after the
+    request in hand is answered, so the worker never loses a script's answer to it."""
+
+    def __init__(self) -> None:
+        self.busy = False
+        self.requested = False
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.requested = True
+        if not self.busy:
+            os._exit(0)
+
+
+def follow_parent(parent: int, *, interval: float = 0.5) -> None:
+    """End this process as soon as `parent` (the worker that started it) has ended, however it
+    ended: a SIGKILL or a crash of the worker runs none of its handlers, and a child that
+    inherited the worker's end of the socket would keep it open. A thread waits on a pidfd of
+    the parent (Linux 5.3+), else checks the parent's pid every `interval` seconds."""
+    if os.getppid() != parent:  # it ended before this process got here
+        os._exit(0)
+    try:
+        pidfd = os.pidfd_open(parent)
+    except (AttributeError, OSError):
+        pidfd = None
+    if pidfd is not None and os.getppid() != parent:  # the pid was reused meanwhile
+        os._exit(0)
+
+    def watch() -> None:
+        if pidfd is not None:
+            select.select([pidfd], [], [])  # readable once the process has ended
+            os._exit(0)
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="follow-parent", daemon=True).start()
+
+
 def _unraisable(failure: Any) -> None:
     """mini-racer's callback for a context closed after its script was stopped finds that
     context's event loop closed: expected here, and not worth a traceback in the worker's log."""
@@ -261,14 +312,17 @@ def _unraisable(failure: Any) -> None:
 
 
 def main() -> None:
-    """`python -m convoy_stream.script_host FD RETIRE_RSS`: FD is this end of the worker's socket."""
-    # A signal to the worker's process group (Ctrl-C, a service manager's stop) is the worker's
-    # to act on: this process ends when the worker closes the socket or exits, and never fails
-    # the script the worker is waiting for while it shuts down.
+    """`python -m convoy_stream.script_host FD RETIRE_RSS PARENT_PID`: FD is this end of the
+    worker's socket, PARENT_PID the worker's pid."""
+    follow_parent(int(sys.argv[3]))
+    # Ctrl-C reaches the worker's whole process group: the worker acts on it and this process
+    # follows the worker. SIGTERM (an operator, a supervisor, the group's stop) ends it after
+    # the request in hand.
+    stop = _Stop()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, stop)
     sys.unraisablehook = _unraisable
-    serve(Connection(int(sys.argv[1])), int(sys.argv[2]))
+    serve(Connection(int(sys.argv[1])), int(sys.argv[2]), stop)
     os._exit(0)  # skip interpreter teardown: V8's threads and mini-racer's loops are gone with the process
 
 

@@ -11,6 +11,7 @@ import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .durations import parse_go_duration
 from .kafka_connection import KafkaConnection, SettingError
 from .limits import DEFAULT_MAX_BRIDGE_WORKERS, DEFAULT_MAX_SOURCE_WORKERS
 
@@ -38,6 +39,23 @@ def _env_float(name: str, default: float) -> float:
         return float(value) if value else default
     except ValueError:
         raise SettingError(f"{name}={value!r} is not a number") from None
+
+
+def _env_duration(name: str, default: float) -> float:
+    """Seconds, as a number (`30`, `2.5`) or a Go duration (`30s`, `1m30s`); more than zero."""
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parse_go_duration(value)
+        except ValueError:
+            seconds = -1.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise SettingError(f"{name}={value!r} is not a duration of more than zero (seconds, or Go's 30s, 1m30s)")
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -97,6 +115,11 @@ class Settings:
     #: Seconds a worker with a dead part (a crashed agent or service, a stopped fetcher)
     #: answers 503 on /health before it exits with status 1 (`liveness.py`).
     unhealthy_exit_after: float = 10.0
+    #: Seconds the ingest commits may stand still while records wait and Kafka answers before
+    #: the pipeline counts as stalled (`liveness.py`).
+    commit_stall_after: float = 30.0
+    #: Seconds a stopping worker (SIGTERM) may take before it exits with status 1 (`shutdown.py`).
+    shutdown_timeout: float = 10.0
     #: Tenants' scripts (body/header functions, test_function): see `transforms.ScriptLimits`.
     script_timeout_ms: int = 200
     script_max_memory: int = 64 * 1024 * 1024
@@ -144,6 +167,8 @@ class Settings:
             in ("1", "true", "yes"),
             log_level=os.environ.get("CONVOY_STREAM_LOG_LEVEL", "warning"),
             unhealthy_exit_after=_env_float("CONVOY_STREAM_UNHEALTHY_EXIT_AFTER", 10.0),
+            commit_stall_after=_env_duration("CONVOY_STREAM_COMMIT_STALL_AFTER", 30.0),
+            shutdown_timeout=_env_duration("CONVOY_STREAM_SHUTDOWN_TIMEOUT", 10.0),
             script_timeout_ms=_env_positive_int("CONVOY_STREAM_SCRIPT_TIMEOUT_MS", 200),
             script_max_memory=_env_positive_int("CONVOY_STREAM_SCRIPT_MAX_MEMORY", 64 * 1024 * 1024),
             script_max_output=_env_positive_int("CONVOY_STREAM_SCRIPT_MAX_OUTPUT", 64 * 1024),

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -128,7 +129,8 @@ class _Runner:
         ours, theirs = socket.socketpair()
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "convoy_stream.script_host", str(theirs.fileno()), str(self.limits.retire_rss)],
+                [sys.executable, "-m", "convoy_stream.script_host", str(theirs.fileno()), str(self.limits.retire_rss),
+                 str(os.getpid())],
                 pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, close_fds=True)
         finally:
             theirs.close()

@@ -241,6 +241,8 @@ SEAMS: tuple[Seam, ...] = (
     # -- convoy_stream/cli.py: Faust's worker -----------------------------------------------------
     Seam("instance:worker", "spinner", ATTRIBUTE, "cli.py _run_worker (worker.spinner = None)"),
     Seam("faust.worker:Worker", "execute_from_commandline", METHOD, "cli.py _run_worker", ("self",)),
+    Seam("faust.worker:Worker", "on_stop", COROUTINE, "shutdown.py Worker.on_stop (the first step of every stop)",
+         ("self",)),
     # -- convoy_stream/web/protocol_errors.py: aiohttp's own refusals in the envelope -------------
     Seam("aiohttp.web_protocol:RequestHandler", "handle_error", METHOD, "web/protocol_errors.py install (replaced)",
          ("self", "request", "status", "exc", "message")),

@@ -2,8 +2,9 @@
 cause at once, and the process exits with a non-zero status so a supervisor restarts it.
 
 Both failures are provoked from outside, as they happen to a user: a record on the
-dead-letter topic whose key is not JSON crashes the dead-letter agent (Faust restarts
-it, and it meets the same record again); a record whose bytes rotted on the broker's
+dead-letter topic that reads as a dead letter but cannot be stored (JSON nested deeper than
+the table's encoder takes) crashes the dead-letter agent (Faust restarts it, and it meets the
+same record again); a record whose bytes rotted on the broker's
 disk (its CRC no longer matches) makes aiokafka raise `CorruptRecordException` in the
 consumer's fetcher.
 """
@@ -76,9 +77,11 @@ def test_a_crashed_agent_turns_health_503_and_the_worker_exits(
                     env={"CONVOY_STREAM_UNHEALTHY_EXIT_AFTER": str(GRACE)}).start()
     try:
         worker.wait_healthy(90)
-        produce(kafka_broker.bootstrap, f"{app_id}-dead-letters", [(b"\xffnot json", b"{}", None)])
+        deep = b"[" * 300 + b"]" * 300  # orjson reads 1024 levels and writes 254
+        letter = b'{"uid": "u1", "project_id": "p1", "headers": ' + deep + b"}"
+        produce(kafka_broker.bootstrap, f"{app_id}-dead-letters", [(b'"p1/u1"', letter, None)])
         cause, since = unhealthy(worker)
-        assert "dead-letter agent crashed" in cause and "Decode" in cause, cause
+        assert "dead-letter agent crashed" in cause and "Recursion limit" in cause, cause
         code, after = exits_non_zero(worker, since)
         assert code != 0 and after >= GRACE - 1, (code, after)
         assert "worker unhealthy" in worker.log_path.read_text(errors="replace")

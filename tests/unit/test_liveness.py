@@ -134,6 +134,19 @@ def test_commits_that_stand_still_while_records_wait_are_a_stall() -> None:
     assert live.cause() is not None and live.cause().startswith("the pipeline has not moved")
 
 
+def test_the_stall_threshold_is_the_commit_stall_setting() -> None:
+    app, now, exits = App(), [0.0], []
+    started(app._fetcher)
+    live = Liveness(app, exit_after=5.0, ingest_topic="app-ingest", stall_after=5.0, exit=exits.append,
+                    clock=lambda: now[0])
+    app.consumer.end = 50
+    assert live.stalled() is None
+    now[0] += 4.9
+    assert live.stalled() is None
+    now[0] += 0.2
+    assert live.stalled() == "the pipeline has not moved for 5 s while 40 ingest records wait"
+
+
 def test_nothing_waiting_is_no_stall() -> None:
     app, now = App(), [0.0]
     live = liveness(app, now, [])

@@ -1,0 +1,73 @@
+"""What the dead-letter topic holds, and the check of each record the dead-letter agent reads.
+
+The topic is ours (`Publisher.dead_letter`, `Publisher.expire_dead_letters`), but it is a
+Kafka topic: another tool can write to it. The agent reads its records as bytes and keeps
+only what `read` accepts, so a record that is not ours (a key or value that is not JSON, a
+value of another shape) is skipped with one log line and a metric, never a crash of the
+agent: Faust would throw its decode error into the agent, which its supervisor restarts onto
+the same uncommitted record, forever.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from .ids import scoped
+from .publisher import EXPIRE_DEAD_LETTERS
+
+
+class NotADeadLetter(ValueError):
+    """The record is neither a dead letter nor an expire command; the message says why."""
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A dead letter to keep under `key` ("<project>/<uid>")."""
+
+    key: str
+    document: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Expire:
+    """Forget these dead letters of a project."""
+
+    project_id: str
+    uids: list[str]
+
+
+def read(key: bytes | None, value: bytes | None) -> DeadLetter | Expire:
+    """The record's meaning, or NotADeadLetter.
+
+    A dead letter is keyed by its project and uid, as `Publisher.dead_letter` writes it, so it
+    is listed under its own project only.
+    """
+    try:
+        key_text = orjson.loads(key) if key is not None else None
+    except orjson.JSONDecodeError:
+        raise NotADeadLetter("its key is not JSON") from None
+    if not isinstance(key_text, str):
+        raise NotADeadLetter("its key is not a JSON string")
+    try:
+        document = orjson.loads(value) if value is not None else None
+    except orjson.JSONDecodeError:
+        raise NotADeadLetter("its value is not JSON") from None
+    if not isinstance(document, dict):
+        raise NotADeadLetter("its value is not a JSON object")
+    project_id = document.get("project_id")
+    if not isinstance(project_id, str):
+        raise NotADeadLetter("its value has no project_id string")
+    if EXPIRE_DEAD_LETTERS in document:
+        uids = document[EXPIRE_DEAD_LETTERS]
+        if not isinstance(uids, list) or not all(isinstance(uid, str) for uid in uids):
+            raise NotADeadLetter(f"its {EXPIRE_DEAD_LETTERS} is not a list of strings")
+        return Expire(project_id, uids)
+    uid = document.get("uid")
+    if not isinstance(uid, str) or not uid:
+        raise NotADeadLetter("its value has no uid string")
+    if key_text != scoped(project_id, uid):
+        raise NotADeadLetter("its key is not its project_id/uid")
+    return DeadLetter(key_text, document)
