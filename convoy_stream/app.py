@@ -16,7 +16,7 @@ from mode import Service
 from tables import ownership
 from tables.config import ConfigStore
 
-from . import direct_handoff, transforms
+from . import changelog_reads, direct_handoff, transforms
 from .agent_commits import AgentCommits
 from .ingest_feed import FeedConductor, IngestFeed
 from .ingestion import Tables
@@ -55,10 +55,11 @@ class ConvoyApp(faust.App):
 
     def _new_consumer(self) -> Any:
         consumer = super()._new_consumer()
-        # Before the first assignment: what is committed on the agents' topics, and the
-        # drain loop's hand-off.
+        # Before the first assignment: what is committed on the agents' topics, the
+        # drain loop's hand-off, and no fetched changelog record lost to recovery.
         self.agent_commits.install(consumer)
         direct_handoff.install(consumer)
+        changelog_reads.install(self, consumer)
         return consumer
 
     async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
