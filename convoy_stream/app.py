@@ -17,6 +17,7 @@ from tables.config import ConfigStore
 
 from . import direct_handoff, request_log, transforms
 from .agent_commits import AgentCommits
+from .faust_ext import changelog_reads
 from .faust_ext.app import App
 from .ingest_feed import FeedConductor, IngestFeed
 from .ingestion import Tables
@@ -55,10 +56,11 @@ class ConvoyApp(App):
         return FeedConductor(app=self, beacon=None)
 
     def on_consumer_created(self, consumer: Any) -> None:
-        # Before the first assignment: what is committed on the agents' topics, and the
-        # drain loop's hand-off.
+        # Before the first assignment: what is committed on the agents' topics, the
+        # drain loop's hand-off, and no fetched changelog record lost to recovery.
         self.agent_commits.install(consumer)
         direct_handoff.install(consumer)
+        changelog_reads.install(self, consumer)
 
     async def on_streams_empty(self) -> None:
         # A revoke waits for the pipeline's batch in hand, as Faust waits for its streams.

@@ -12,7 +12,8 @@ those:
 - `tables.py`: the RocksDB store's encoders and per-partition databases;
 - `producer.py`: the aiokafka producer under Faust's, and its broker connections;
 - `records.py`: a record's state written directly, and a record class's fields;
-- `codecs.py`: Faust's codec hooks.
+- `codecs.py`: Faust's codec hooks;
+- `changelog_reads.py`: no fetched changelog record lost before recovery applies it.
 
 `SEAMS` lists every library name the code relies on (the private ones and the public ones
 whose behaviour we depend on), with what it is used for; `tests/unit/test_library_seams.py`
@@ -68,7 +69,7 @@ METHOD, COROUTINE, CLASSMETHOD, PROPERTY, ATTRIBUTE, CALLABLE = (
 #: `instance:<name>` owners: the library whose object it is.
 _INSTANCE_LIBRARY = {
     "consumer": "faust-streaming", "fetcher": "faust-streaming", "worker": "faust-streaming",
-    "store": "faust-streaming", "record_options": "faust-streaming",
+    "store": "faust-streaming", "record_options": "faust-streaming", "changelog_queue": "mode-streaming",
     "aiokafka_producer": "aiokafka", "aiokafka_client": "aiokafka", "aiokafka_consumer": "aiokafka",
 }
 _MODULE_LIBRARY = {"faust": "faust-streaming", "mode": "mode-streaming", "aiokafka": "aiokafka",
@@ -164,8 +165,9 @@ SEAMS: tuple[Seam, ...] = (
          ("self", "topics", "start_new_transaction"),
          calls=("self._filter_tps_with_pending_acks(topics)",)),
     Seam(BASE_CONSUMER, "perform_seek", COROUTINE, "agent_commits.py AgentCommits.install (wrapped)", ("self",)),
-    Seam(BASE_CONSUMER, "getmany", CALLABLE, "agent_commits.py: Faust calls the instance's perform_seek",
-         ("self", "timeout"), calls=("await self.perform_seek()",)),
+    Seam(BASE_CONSUMER, "getmany", CALLABLE, "agent_commits.py: Faust calls the instance's perform_seek; "
+         "faust_ext/changelog_reads.py: Faust skips records of paused partitions",
+         ("self", "timeout"), calls=("await self.perform_seek()", "tp in active_partitions")),
     Seam(CONSUMER, "seek_wait", COROUTINE, "agent_commits.py AgentCommits._seek", ("self", "partitions")),
     Seam(CONSUMER, "earliest_offsets", COROUTINE, "agent_commits.py perform_seek", ("self", "partitions")),
     Seam(CONSUMER, "highwater", METHOD, "agent_commits.py end_offset, web/metrics.py ingest_lag, liveness.py",
@@ -251,6 +253,36 @@ SEAMS: tuple[Seam, ...] = (
     Seam("aiokafka.client:AIOKafkaClient", "force_metadata_update", METHOD,
          "bench/harness.py, bench/scenario_e2e.py", ("self",)),
     Seam("instance:aiokafka_client", "cluster", ATTRIBUTE, "bench/harness.py partition leaders"),
+    # -- faust_ext/changelog_reads.py: no fetched changelog record is lost to recovery ------
+    Seam("faust.tables.manager:TableManager", "changelog_queue", PROPERTY,
+         "faust_ext/changelog_reads.py keep_queued_records"),
+    Seam("faust.tables.manager:TableManager", "recovery", PROPERTY,
+         "faust_ext/changelog_reads.py (the partitions it tracks)"),
+    Seam("faust.tables.recovery:Recovery", "__init__", METHOD,
+         "faust_ext/changelog_reads.py reads active_tps, standby_tps", ("self", "app", "tables", "kwargs"),
+         calls=("self.standby_tps = set()", "self.active_tps = set()")),
+    Seam("faust.tables.recovery:Recovery", "on_recovery_completed", COROUTINE,
+         "faust_ext/changelog_reads.py: the resume after the standbys fetch", ("self", "generation_id"),
+         calls=("self.app.flow_control.resume()",)),
+    Seam(FLOW, "resume", METHOD, "faust_ext/changelog_reads.py: a resume clears the queues with the flow active",
+         ("self",), calls=("self._suspend.clear()", "self.clear()")),
+    Seam("mode.utils.queues:ThrowableQueue", "clear", METHOD,
+         "faust_ext/changelog_reads.py (replaced on the changelog queue)", ("self",)),
+    Seam("instance:changelog_queue", "_queue", ATTRIBUTE,
+         "faust_ext/changelog_reads.py keep_queued_records (the queued events, filtered in place)"),
+    Seam(BASE_CONSUMER, "_is_changelog_tp", METHOD, "faust_ext/changelog_reads.py put_back_paused_records",
+         ("self", "tp")),
+    Seam("faust.transport.drivers.aiokafka:AIOKafkaConsumerThread", "_fetch_records", COROUTINE,
+         "faust_ext/changelog_reads.py put_back_paused_records (replaced on the thread)",
+         ("self", "consumer", "active_partitions", "timeout", "max_records")),
+    Seam("faust.transport.drivers.aiokafka:AIOKafkaConsumerThread", "getmany", COROUTINE,
+         "faust_ext/changelog_reads.py: the thread calls the instance's _fetch_records",
+         ("self", "active_partitions", "timeout"), calls=("self._fetch_records",)),
+    Seam("aiokafka.consumer.fetcher:Fetcher", "fetched_records", COROUTINE,
+         "faust_ext/changelog_reads.py: an empty partition set means every partition",
+         ("self", "partitions", "timeout", "max_records"), calls=("if partitions and tp not in partitions",)),
+    *(Seam("instance:consumer", name, ATTRIBUTE, "faust_ext/changelog_reads.py put_back_paused_records")
+      for name in ("_thread", "_buffered_partitions")),
 )
 
 #: The private (underscore) library names in `SEAMS`: only this package may name them.

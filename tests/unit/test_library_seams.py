@@ -96,12 +96,14 @@ class _Instances(dict[str, Any]):
         if key == "fetcher":
             self.get("consumer") or self["consumer"]
             self[key] = self["app"]._fetcher
-        elif key in ("consumer", "worker", "store"):
+        elif key in ("consumer", "worker", "store", "changelog_queue"):
             app = self.get("app") or self.setdefault("app", faust.App(
                 "seam-check", broker="kafka://127.0.0.1:1", store="rocksdb://", datadir=self.data_dir,
                 autodiscover=False))
             if key == "store":  # the RocksDB store of a table, as `app.Table` builds it
                 self[key] = app.Table("seam-check-table", partitions=2).data
+            elif key == "changelog_queue":  # the table manager's queue of fetched changelog events
+                self[key] = app.tables.changelog_queue
             else:
                 self[key] = app.consumer if key == "consumer" else Worker(app, quiet=True)
         elif key in ("aiokafka_producer", "aiokafka_client"):
