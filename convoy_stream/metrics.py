@@ -9,7 +9,7 @@ prometheus_client directly, so the names and labels are defined in one place.
 |---|---|---|
 | `convoy_stream_http_requests_total` | method, route, status | aiohttp middleware (`web/metrics.py`) |
 | `convoy_stream_http_request_duration_seconds` | method, route | same |
-| `convoy_stream_webhook_verification_failures_total` | source_id | `web/ingest.py` |
+| `convoy_stream_webhook_verification_failures_total` | source_id | `web/webhooks.py` |
 | `convoy_stream_records_produced_total` | topic | `publisher.py` (ingest, dead letters), agent (deliveries) |
 | `convoy_stream_records_consumed_total` | topic | agent (ingest records) |
 | `convoy_stream_dead_letters_total` | source_id | `publisher.dead_letter` |

@@ -29,7 +29,7 @@ from ..webhook_payload import redact_headers
 from .context import Context, ctx
 from .envelope import ApiError, Handler, ok
 from .events import _cursor_given
-from .ingest import BODY_KEY, EVENT_KEY, admit
+from .webhooks import BODY_KEY, EVENT_KEY, admit
 from .listing import many, merge, page_of
 from .ratelimit import TokenBucket
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..ui import routes as ui
-from . import config_api, events, ingest, metrics, openapi, protocol_errors, ratelimit, request_log_api
+from . import config_api, events, metrics, openapi, protocol_errors, ratelimit, request_log_api, webhooks
 from .context import Context, Worker
 from .envelope import error_middleware
 from .health import health
@@ -40,7 +40,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/metrics", metrics.serve_metrics)
     # The ways in first: aiohttp tries the routes under one prefix in the order added.
     events.install(router)
-    ingest.install(router)
+    webhooks.install(router)
     config_api.install(router)
     request_log_api.install(router)
     router.add_get("/_internal/query/{name}", internal_query)

@@ -161,7 +161,7 @@ def test_max_payload_read_size_is_at_most_what_an_event_can_store() -> None:
 
 
 def test_payload_limit_caps_projects_stored_before_the_bound() -> None:
-    from convoy_stream.web.ingest import payload_limit
+    from convoy_stream.web.webhooks import payload_limit
 
     assert payload_limit({"config": {"max_payload_read_size": 10**12}}) == 1_000_000
     assert payload_limit({"config": {"max_payload_read_size": 2048}}) == 2048
