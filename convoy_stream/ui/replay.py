@@ -25,6 +25,12 @@ from ..web.envelope import ApiError
 from .pages import EVENT_FILTERS, View, form_expired, page
 from .render import redirect
 
+#: The event log's names for its filters.
+LABELS = {"query": "Search", "brokerMessageId": "Broker message id", "idempotencyKey": "Idempotency key",
+          "eventType": "Event type", "sourceId": "Source", "endpointId": "Endpoint", "startDate": "From (UTC)",
+          "endDate": "To (UTC)"}
+
+
 def _filters(q: Any) -> MultiDictProxy[str]:
     """The event log's filters in `q` (the query string or the form), without paging."""
     return MultiDictProxy(MultiDict([(name, v) for name in EVENT_FILTERS for v in q.getall(name, []) if v]))
@@ -64,7 +70,8 @@ def _render(view: View, filters: MultiDictProxy[str], uids: list[str], problem: 
     back = f"/ui/projects/{quote(view.pid)}/events" + ("?" + urlencode(list(filters.items())) if filters else "")
     return view.render("replay.html", title="Replay events", tab="events", filters=list(filters.items()), back=back,
                        count=len(uids), capped=len(uids) >= api.MAX_BATCH_REPLAY, limit=api.MAX_BATCH_REPLAY,
-                       problem=problem, status=400 if problem else 200, **context)
+                       problem=problem, status=400 if problem else 200, labels=LABELS, sources=view.sources(),
+                       endpoints=view.endpoints(), **context)
 
 
 @page
