@@ -27,9 +27,11 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from ulid import ULID
+
 from .ids import by_partition
 from .records import Delivery, IngestRecord
-from .routing import ConfigView, Match, _subscription_suffix, build_deliveries, catch_all_subscription, delivery_uid, route, subscription_accepts
+from .routing import EVENT_UID_LENGTH, ConfigView, Match, _subscription_suffix, build_deliveries, catch_all_subscription, delivery_uid, route, subscription_accepts
 
 #: `IngestRecord.kind` of a replay command.
 REPLAY = "replay"
@@ -50,6 +52,35 @@ def replay_commands(project_id: str, event_uids: Iterable[str], *, replay_id: st
 def replay_delivery_uid(event_uid: str, subscription_uid: str, replay_id: str) -> str:
     """A replay's delivery uid: starts with its event's, so lookups find it on the event's row."""
     return delivery_uid(event_uid, subscription_uid) + _subscription_suffix(replay_id)
+
+
+def is_replay_delivery(delivery_uid: str) -> bool:
+    """Whether a delivery was emitted by a replay (its uid carries a replay's 8 characters)."""
+    return len(delivery_uid) > EVENT_UID_LENGTH + 8
+
+
+def emitted_by(delivery_uid: str, replay_id: str) -> bool:
+    """Whether a delivery was emitted by the replay `replay_id` (`replay_delivery_uid`)."""
+    return is_replay_delivery(delivery_uid) and delivery_uid.endswith(_subscription_suffix(replay_id))
+
+
+#: How long after a replay a dashboard waits for its deliveries before it says none came
+#: (a replay that matches no subscription now emits nothing).
+SETTLE_SECONDS = 60
+
+
+def progress(replay_id: str, deliveries: list[dict[str, Any]], *, now: float) -> dict[str, Any] | None:
+    """What became of the replay `replay_id` among an event's `deliveries` (None: not a replay id).
+
+    `uids`: the deliveries it emitted; `waiting`: none yet, and it is recent enough that the
+    pipeline may still be applying it (its id's time is when it was queued).
+    """
+    try:
+        queued_at = ULID.from_str(replay_id).timestamp
+    except ValueError:
+        return None
+    uids = [d["uid"] for d in deliveries if emitted_by(d.get("uid", ""), replay_id)]
+    return {"id": replay_id, "uids": uids, "waiting": not uids and now - queued_at < SETTLE_SECONDS}
 
 
 def replayable(document: dict[str, Any]) -> bool:

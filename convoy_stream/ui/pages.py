@@ -22,7 +22,7 @@ from aiohttp import web
 
 from tables import queries
 
-from .. import clock
+from .. import clock, replay
 from ..ids import lowest_uid_at
 from ..web import request_log_api
 from ..web.context import Context, ctx
@@ -60,6 +60,10 @@ class View:
                       projects=sorted(projects, key=lambda p: p.get("name", "")),
                       csrf=sessions.csrf_token(self.c.config, self.session), **context)
 
+    def csrf_ok(self, form: Any) -> bool:
+        """Whether a posted form carries this session's CSRF token."""
+        return sessions.csrf_ok(self.c.config, self.session, str(form.get("csrf", "")))
+
     def sources(self) -> dict[str, dict[str, Any]]:
         return {s["uid"]: s for s in self.c.config.project_entities("source", self.pid)}
 
@@ -94,6 +98,12 @@ def page(handler: Page) -> Callable[[web.Request], Awaitable[web.StreamResponse]
             return view.render("error.html", status=status, title="Could not load this page", message=exc.message)
 
     return wrapped
+
+
+def form_expired(view: View) -> web.Response:
+    """The answer to a form posted without the session's CSRF token: nothing was changed."""
+    return view.render("error.html", status=403, title="Form expired",
+                       message="This form is out of date (its CSRF token does not match). Go back and try again.")
 
 
 def _kept(query: Any, names: tuple[str, ...]) -> dict[str, str]:
@@ -169,6 +179,7 @@ async def events(request: web.Request, view: View) -> web.StreamResponse:
         pager=_pager(path, q, EVENT_FILTERS, listing.get("pagination") or {}),
         live=bool(q.get("live")) and not any(q.get(k) for k in PAGING),
         live_on=_link(path, {**filters, "live": "1"}), live_off=_link(path, filters),
+        replay_all=_link(f"/ui/projects/{view.pid}/replay", filters),
         filtered=any(filters.values()), sources=view.sources(), endpoints=view.endpoints(),
         chart=Chart.of(counts["total"]), capped=counts["capped"], lag=_lag(view))
 
@@ -186,8 +197,10 @@ async def event(request: web.Request, view: View) -> web.StreamResponse:
         same = await queries.events_by_idempotency_key(view.c, view.pid, found["idempotency_key"])
         original = next((e for e in sorted(same, key=lambda e: e["uid"]) if not e.get("is_duplicate_event")), None)
     payload = found.get("data") if found.get("data") is not None else found.get("raw")
+    replayed = replay.progress(request.query.get("replayed", ""), deliveries, now=clock.seconds())
     return view.render("event.html", title=f"Event {uid}", tab="events", event=found, deliveries=deliveries,
-                       retried=request.query.get("retried", ""),
+                       retried=request.query.get("retried", ""), replayed=replayed, live=bool(replayed and replayed["waiting"]),
+                       is_replay=replay.is_replay_delivery,
                        original=original, payload=payload, source=view.sources().get(found.get("source_id") or ""),
                        endpoints=view.endpoints())
 
@@ -249,9 +262,8 @@ async def request_detail(request: web.Request, view: View) -> web.StreamResponse
 async def retry_request(request: web.Request, view: View) -> web.StreamResponse:
     form = await request.post()
     uid = request.match_info["requestID"]
-    if not sessions.csrf_ok(view.c.config, view.session, str(form.get("csrf", ""))):
-        return view.render("error.html", status=403, title="Form expired",
-                           message="This form is out of date (its CSRF token does not match). Go back and try again.")
+    if not view.csrf_ok(form):
+        return form_expired(view)
     try:
         event_id = await request_log_api.retry(view.project or {}, request, uid)
     except ApiError as exc:

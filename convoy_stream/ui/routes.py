@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from . import pages, signin
+from . import pages, replay, signin
 from .render import HEADERS, redirect
 
 STATIC = Path(__file__).parent / "static"
@@ -37,6 +37,9 @@ def install(router: web.UrlDispatcher) -> None:
     base = "/ui/projects/{projectID}"
     router.add_get(base + "/events", pages.events)
     router.add_get(base + "/events/{eventID}", pages.event)
+    router.add_post(base + "/events/{eventID}/replay", replay.replay_event)
+    router.add_get(base + "/replay", replay.confirm)
+    router.add_post(base + "/replay", replay.replay_all)
     router.add_get(base + "/deliveries", pages.deliveries)
     router.add_get(base + "/sources", pages.sources)
     router.add_get(base + "/requests", pages.requests)

@@ -198,10 +198,10 @@ async def list_events(request: web.Request) -> web.Response:
 MAX_BATCH_REPLAY = 10_000
 
 
-async def _publish_replay(c: Context, project_id: str, uids: list[str]) -> tuple[int, int]:
+async def _publish_replay(c: Context, project_id: str, uids: list[str], replay_id: str) -> tuple[int, int]:
     """Replay commands for `uids`, durable in Kafka: (events whose command is durable, events whose is not)."""
     done = failed = 0
-    commands = replay_commands(project_id, uids, replay_id=new_ulid(), now=timestamp(), partitions=c.publisher.partitions)
+    commands = replay_commands(project_id, uids, replay_id=replay_id, now=timestamp(), partitions=c.publisher.partitions)
     for command, outcome in zip(commands, await c.publisher.publish_many(commands)):
         if outcome is None:
             done += len(command.data["events"])
@@ -210,35 +210,41 @@ async def _publish_replay(c: Context, project_id: str, uids: list[str]) -> tuple
     return done, failed
 
 
-async def replay_event(request: web.Request) -> web.Response:
-    """Convoy's replay: the event goes again to the subscriptions that match it now (`replay.py`)."""
-    c = ctx(request)
-    project = await c.project(request)
-    uid = request.match_info["eventID"]
-    event = await queries.event_by_id(c, project["uid"], uid)
+async def replay_one(c: Context, project_id: str, uid: str, replay_id: str) -> dict[str, Any]:
+    """Replay one stored event of the project (the API's route and the dashboard's button): its row.
+
+    Answers once Kafka holds the command; its deliveries' uids end with the replay id's
+    8 characters (`replay.replay_delivery_uid`). Raises `ApiError` (404, or 400 for a
+    duplicate) and `KafkaUnavailable`.
+    """
+    event = await queries.event_by_id(c, project_id, uid)
     if event is None:
         raise ApiError(404, "event not found")
     if event.get("is_duplicate_event"):
         raise ApiError(400, "a duplicate event is not replayed; replay its original")
-    done, failed = await _publish_replay(c, project["uid"], [uid])
+    done, failed = await _publish_replay(c, project_id, [uid], replay_id)
     if failed:
         raise KafkaUnavailable("the replay was not acknowledged")
+    return event
+
+
+async def replay_event(request: web.Request) -> web.Response:
+    """Convoy's replay: the event goes again to the subscriptions that match it now (`replay.py`)."""
+    c = ctx(request)
+    project = await c.project(request)
+    event = await replay_one(c, project["uid"], request.match_info["eventID"], new_ulid())
     return ok(event_answer({**event, "acknowledged_at": timestamp()}, c.config), "Endpoint event replayed successfully")
 
 
-async def batch_replay(request: web.Request) -> web.Response:
-    """Convoy's batch replay: every event the list filters select (without `query`), newest first.
+async def batch_selection(request: web.Request, project_id: str, q: Any) -> list[str]:
+    """The events a batch replay with the list filters `q` sends again (the API's and the dashboard's).
 
-    Without `perPage` or a cursor, all of them (at most MAX_BATCH_REPLAY); with one, that page.
-    Duplicates are skipped. Answers `"<n> successful, <m> failed"`: m events whose replay
-    Kafka did not acknowledge.
+    Newest first, duplicates skipped, without `query` or `body` (400). Without `perPage` or a
+    cursor, all of them (at most MAX_BATCH_REPLAY); with one, that page.
     """
-    c = ctx(request)
-    project = await c.project(request)
-    q = request.query
     if q.get("query") or q.get("body"):
         raise ApiError(400, "batch replay does not support search filters")
-    f = _event_filter(c, project["uid"], q)
+    f = _event_filter(ctx(request), project_id, q)
     one_page = any(q.get(name) for name in ("perPage", "next_page_cursor", "prev_page_cursor"))
     query: dict[str, str] = {k: v for k, v in q.items() if k in ("startDate", "endDate", "direction", "perPage",
                                                                    "next_page_cursor", "prev_page_cursor")}
@@ -246,15 +252,29 @@ async def batch_replay(request: web.Request) -> web.Response:
         query["perPage"] = "100"
     uids: list[str] = []
     while True:
-        page = await _events_page(request, project["uid"], f, query)
+        page = await _events_page(request, project_id, f, query)
         uids.extend(e["uid"] for e in page["content"] if not e.get("is_duplicate_event"))
         cursor = page["pagination"]["next_page_cursor"]
         if (one_page or not page["pagination"]["has_next_page"] or not cursor or cursor == query.get("next_page_cursor")
                 or len(uids) >= MAX_BATCH_REPLAY):
             break
         query["next_page_cursor"] = cursor
-    uids = uids[:MAX_BATCH_REPLAY]
-    done, failed = await _publish_replay(c, project["uid"], uids) if uids else (0, 0)
+    return uids[:MAX_BATCH_REPLAY]
+
+
+async def replay_many(c: Context, project_id: str, uids: list[str]) -> tuple[int, int]:
+    """Replay the events `uids` of the project: (n successful, m failed: not acknowledged by Kafka)."""
+    return await _publish_replay(c, project_id, uids, new_ulid()) if uids else (0, 0)
+
+
+async def batch_replay(request: web.Request) -> web.Response:
+    """Convoy's batch replay: every event the list filters select (`batch_selection`).
+
+    Answers `"<n> successful, <m> failed"`: m events whose replay Kafka did not acknowledge.
+    """
+    c = ctx(request)
+    project = await c.project(request)
+    done, failed = await replay_many(c, project["uid"], await batch_selection(request, project["uid"], request.query))
     message = f"{done} successful, {failed} failed"
     return ok(message, message)
 

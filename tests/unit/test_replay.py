@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from convoy_stream.ids import scoped
 from convoy_stream.ingestion import ingest
-from convoy_stream.replay import REPLAY, replay_commands, replay_event
+from ulid import ULID
+
+from convoy_stream.replay import REPLAY, SETTLE_SECONDS, progress, replay_commands, replay_event
 from convoy_stream.routing import event_uid_of
 from tests.unit.test_ingestion import CONFIG, P, Config, record, tables
 
@@ -58,3 +60,21 @@ def test_webhook_events_replay_to_the_sources_subscriptions() -> None:
     [fresh] = ingest(_replay([hook.uid]), config=CONFIG, tables=t)
     assert fresh.subscription_id == original.subscription_id == "s-hook" and fresh.uid != original.uid
     assert fresh.headers == {"X-Github-Event": "push"}
+
+
+def test_a_dashboard_finds_the_deliveries_of_its_replay_and_says_queued_until_they_come() -> None:
+    t = tables()
+    event = record(endpoint_id="e2")
+    [original] = ingest(event, config=CONFIG, tables=t)
+    replay_id, other = str(ULID()), str(ULID())
+    queued_at = ULID.from_str(replay_id).timestamp
+    before = t.events[scoped(P, event.uid)]["deliveries"]
+    assert progress(replay_id, before, now=queued_at + 1) == {"id": replay_id, "uids": [], "waiting": True}
+    assert progress(replay_id, before, now=queued_at + SETTLE_SECONDS)["waiting"] is False  # nothing matched
+    fresh = ingest(_replay([event.uid], replay_id), config=CONFIG, tables=t)
+    ingest(_replay([event.uid], other), config=CONFIG, tables=t)
+    after = t.events[scoped(P, event.uid)]["deliveries"]
+    assert progress(replay_id, after, now=queued_at + 1) == {"id": replay_id, "uids": [d.uid for d in fresh],
+                                                             "waiting": False}
+    assert original.uid not in progress(other, after, now=queued_at)["uids"]
+    assert progress("", after, now=queued_at) is None and progress("<b>not-an-id</b>", after, now=queued_at) is None
