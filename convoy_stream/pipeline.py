@@ -73,6 +73,10 @@ def _decode(message: Any) -> IngestRecord | None:
         return None
 
 
+#: Tests only (`dead_letters.TEST_CRASH_ON_DEAD_LETTER`); "" (the default) never matches.
+_crash_marker = dead_letters.crash_marker_for_tests()
+
+
 @app.agent(dead_letter_topic)
 async def keep_dead_letters(stream: AsyncIterable[Any]) -> None:
     """Dead letters become listable: `GET /api/v1/projects/{id}/dead-letters`. A record that is
@@ -93,6 +97,8 @@ async def keep_dead_letters(stream: AsyncIterable[Any]) -> None:
                     for uid in record.uids:
                         dead_letters_table.pop(scoped(record.project_id, uid), None)
                 else:
+                    if _crash_marker and _crash_marker in record.key:
+                        raise dead_letters.InjectedCrash(record.key)
                     dead_letters_table[record.key] = record.document
             app.agent_commits.written([message])  # Faust flushes its table writes before it commits
     except asyncio.CancelledError:

@@ -15,7 +15,7 @@ CONTENT_TYPE = "application/json"
 #: breaker and delivery statistics are off, which is always the case here (no deliveries).
 DEFAULTS: dict[str, Any] = {
     "owner_id": "", "description": "", "slack_webhook_url": "", "teams_webhook_url": "", "support_email": "",
-    "advanced_signatures": False, "status": "active", "http_timeout": HTTP_TIMEOUT, "authentication": None,
+    "advanced_signatures": True, "status": "active", "http_timeout": HTTP_TIMEOUT, "authentication": None,
     "rate_limit": 0, "rate_limit_duration": 0, "content_type": CONTENT_TYPE,
     "failure_rate": None, "cb_state": None, "period_failure_rate": None,
     "success_count": None, "failure_count": None, "retry_count": None, "deleted_at": None,

@@ -38,7 +38,7 @@ ENDPOINT = Shape((
 ))
 
 
-def validate_endpoint(body: Any, *, update: bool = False) -> dict[str, Any]:
+def validate_endpoint(body: Any, *, update: bool = False, project_type: str = "outgoing") -> dict[str, Any]:
     """Validate an endpoint create/update body.
 
     Returns ``{name, url, secret, owner_id, description, status, advanced_signatures,
@@ -47,6 +47,10 @@ def validate_endpoint(body: Any, *, update: bool = False) -> dict[str, Any]:
     ``active|inactive|paused`` (default ``active``; Convoy's older ``is_disabled: true``
     is read as ``inactive``). ``secret`` ``None`` means "generate one". Numeric limits
     ``None`` mean "use the project default".
+
+    ``advanced_signatures`` is Convoy's (``services/create_endpoint.go``,
+    ``update_endpoint.go``): ``true`` when left out of a create body; in an ``incoming``
+    project always ``true`` on create and never changed by an update.
     """
     obj = as_object(body)
     url = text(obj, "url")
@@ -77,8 +81,12 @@ def validate_endpoint(body: Any, *, update: bool = False) -> dict[str, Any]:
             result[key] = opt_str(obj, key) or None
     if present("support_email"):
         result["support_email"] = email or None
-    if present("advanced_signatures"):
-        result["advanced_signatures"] = bool(opt_bool(obj, "advanced_signatures"))
+    advanced = opt_bool(obj, "advanced_signatures")
+    if project_type == "incoming":
+        if not update:
+            result["advanced_signatures"] = True
+    elif advanced is not None or not update:
+        result["advanced_signatures"] = True if advanced is None else advanced
     for key in ("http_timeout", "rate_limit", "rate_limit_duration"):
         if present(key):
             value = opt_int(obj, key)

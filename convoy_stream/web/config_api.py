@@ -20,6 +20,7 @@ from ..ids import mask_id, new_api_key, new_ulid
 from ..secrets_redaction import ENDPOINT_SECRET_PATHS, SOURCE_SECRET_PATHS, keep_stored_secrets, redact
 from .. import netpolicy, transforms
 from ..answers.endpoints import endpoint_answer
+from ..answers.projects import api_key_answer, project_answer
 from ..answers.sources import source_answer
 from ..answers.subscriptions import subscription_answer
 from ..broker_messages import header_map
@@ -42,10 +43,6 @@ def _validated(fn: Callable[..., dict[str, Any]], body: Any, **kwargs: Any) -> d
 
 # -- projects ------------------------------------------------------------------------------
 
-def _project_view(project: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in project.items() if k != "internal"}
-
-
 async def create_project(request: web.Request) -> web.Response:
     c = ctx(request)
     c.admin(request)
@@ -55,15 +52,15 @@ async def create_project(request: web.Request) -> web.Response:
     key, mask, digest = new_api_key()
     await c.config.put("project", project["uid"], project)
     api_key = {"uid": mask, "project_id": project["uid"], "digest": digest, "name": f"{project['name']}'s default key",
-               "role": {"type": "admin", "project": project["uid"]}, "key_type": "project", "created_at": stamp}
+               "role": {"type": "project_admin", "project": project["uid"]}, "key_type": "project", "created_at": stamp}
     await c.config.put("apikey", mask, api_key)
-    shown_key = {k: v for k, v in api_key.items() if k != "digest"} | {"key": key}
-    return ok({"project": _project_view(project), "api_key": shown_key}, "Project created successfully", 201)
+    return ok({"project": project_answer(project), "api_key": api_key_answer(api_key, key)},
+              "Project created successfully", 201)
 
 
 async def get_project(request: web.Request) -> web.Response:
     project = await ctx(request).project(request)
-    return ok(_project_view(project), "Project fetched successfully")
+    return ok(project_answer(project), "Project fetched successfully")
 
 
 async def update_project(request: web.Request) -> web.Response:
@@ -72,7 +69,7 @@ async def update_project(request: web.Request) -> web.Response:
     fields = _validated(validate_project, await read_json(request), update=True)
     updated = {**project, **fields, "uid": project["uid"], "updated_at": timestamp()}
     await c.config.put("project", project["uid"], updated)
-    return ok(_project_view(updated), "Project updated successfully", 202)
+    return ok(project_answer(updated), "Project updated successfully", 202)
 
 
 async def delete_project(request: web.Request) -> web.Response:
@@ -198,7 +195,8 @@ class Endpoints(Resource):
         return endpoint_answer(entity, show_secret=created)
 
     def validate(self, c: Context, project: dict[str, Any], body: Any, *, current: dict[str, Any] | None) -> dict[str, Any]:
-        fields = _validated(validate_endpoint, body, update=current is not None)
+        fields = _validated(validate_endpoint, body, update=current is not None,
+                            project_type=project.get("type", "outgoing"))
         refuse_internal_url(c, fields["url"], "url")
         return fields
 

@@ -24,7 +24,7 @@ import httpx
 import pytest
 from openapi_schema_validator import OAS30Validator
 
-from tests.conftest import Api
+from tests.conftest import ADMIN_TOKEN, Api
 from tests.support.workers import Worker, eventually
 
 DOCUMENT = json.loads((Path(__file__).parents[1] / "contracts" / "convoy-openapi3.json").read_text())
@@ -71,6 +71,22 @@ ALWAYS: dict[str, tuple[str, ...]] = {
                       "created_at", "updated_at", "deleted_at"),
     "Metadata": ("data", "raw", "strategy", "next_send_time", "num_trials", "interval_seconds", "retry_limit",
                  "max_retry_seconds"),
+    "Project": ("uid", "name", "logo_url", "organisation_id", "type", "config", "statistics", "retained_events",
+                "created_at", "updated_at", "deleted_at"),
+    "ProjectConfig": ("max_payload_read_size", "replay_attacks_prevention_enabled", "add_event_id_trace_headers",
+                      "disable_endpoint", "multiple_endpoint_subscriptions", "verify_dynamic_events",
+                      "allow_unmatched_dynamic_urls", "search_policy", "ssl", "ratelimit", "strategy", "signature",
+                      "request_id_header", "meta_event", "circuit_breaker"),
+    "SSLConfiguration": ("enforce_secure_endpoints",),
+    "RateLimitConfiguration": ("count", "duration"),
+    "StrategyConfiguration": ("type", "duration", "retry_count"),
+    "SignatureConfiguration": ("versions",),
+    "SignatureVersion": ("uid", "encoding", "created_at"),
+    "MetaEventConfiguration": ("is_enabled", "type", "event_type", "url", "secret", "pub_sub"),
+    # `models.CreateProjectResponse` and its `datastore.APIKeyResponse` (datastore/api_keys.go)
+    "CreateProjectResponse": ("api_key", "project"),
+    "APIKeyResponse": ("name", "role", "key_type", "expires_at", "key", "uid", "created_at"),
+    "Role": ("type", "project"),
 }
 
 
@@ -91,6 +107,15 @@ def _missing(struct: str, value: Any, where: str) -> list[str]:
         "VerifierConfig": [("HMac", value.get("hmac"), f"{where}.hmac")],
         "Event": [("Endpoint", item, f"{where}.endpoint_metadata[{i}]") for i, item in enumerate(value.get("endpoint_metadata") or [])]
                  + [("Source", value.get("source_metadata"), f"{where}.source_metadata")],
+        "Project": [("ProjectConfig", value.get("config"), f"{where}.config")],
+        "ProjectConfig": [(inner, value.get(field), f"{where}.{field}") for inner, field in (
+            ("SSLConfiguration", "ssl"), ("RateLimitConfiguration", "ratelimit"), ("StrategyConfiguration", "strategy"),
+            ("SignatureConfiguration", "signature"), ("MetaEventConfiguration", "meta_event"))],
+        "SignatureConfiguration": [("SignatureVersion", item, f"{where}.versions[{i}]")
+                                   for i, item in enumerate(value.get("versions") or [])],
+        "CreateProjectResponse": [("APIKeyResponse", value.get("api_key"), f"{where}.api_key"),
+                                  ("Project", value.get("project"), f"{where}.project")],
+        "APIKeyResponse": [("Role", value.get("role"), f"{where}.role")],
         "EventDelivery": [("Endpoint", value.get("endpoint_metadata"), f"{where}.endpoint_metadata"),
                           ("Source", value.get("source_metadata"), f"{where}.source_metadata"),
                           ("Metadata", value.get("metadata"), f"{where}.metadata")],
@@ -179,6 +204,7 @@ def test_endpoints_and_subscriptions(outgoing: Api) -> None:
                        "POST", P + "/endpoints", 201, "Endpoint")
     assert created["secrets"][0]["value"] and created["rate_limit"] == 0 and created["http_timeout"] == 10
     assert created["content_type"] == "application/json" and created["failure_rate"] is None
+    assert created["advanced_signatures"] is True  # Convoy's default when the body leaves it out
     uid = created["uid"]
     fetched = conforms(api.get(f"/endpoints/{uid}"), "GET", P + "/endpoints/{endpointID}", 200, "Endpoint")
     assert fetched["secrets"][0]["value"] == "[REDACTED]" and fetched["secrets"][0]["uid"] == created["secrets"][0]["uid"]
@@ -296,7 +322,9 @@ def test_sources_and_webhook_events(incoming: Api, worker: Worker) -> None:
     gone = api.post("/sources", {"name": "gone", "type": "http"}).json()["data"]
     conforms(api.delete(f"/sources/{gone['uid']}"), "DELETE", P + "/sources/{sourceID}", 200)
 
-    endpoint = api.post("/endpoints", {"name": "sink", "url": "https://example.com/in"}).json()["data"]
+    endpoint = api.post("/endpoints", {"name": "sink", "url": "https://example.com/in",
+                                       "advanced_signatures": False}).json()["data"]
+    assert endpoint["advanced_signatures"] is True  # Convoy: always, in an incoming project
     sub = conforms(api.post("/subscriptions", {"name": "s", "endpoint_id": endpoint["uid"], "source_id": uid}),
                    "POST", P + "/subscriptions", 201, "Subscription")
     assert sub["source_metadata"]["uid"] == uid and sub["source_metadata"]["verifier"]["hmac"]["secret"] == "[REDACTED]"
@@ -317,6 +345,43 @@ def test_sources_and_webhook_events(incoming: Api, worker: Worker) -> None:
     _listed(api, "/eventdeliveries", 2, eventId=event["uid"])
 
 
+def test_projects(worker: Worker) -> None:
+    admin = httpx.Client(base_url=worker.url + "/api", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=15)
+    created = conforms(admin.post("/v1/projects", json={"name": "p-" + secrets.token_hex(3), "type": "outgoing"}),
+                       "POST", "/v1/projects", 201, "CreateProjectResponse")
+    project, key = created["project"], created["api_key"]
+    assert key["key"].startswith("CO.") and key["role"] == {"type": "project_admin", "project": project["uid"]}
+    assert key["expires_at"] is None and key["key_type"] == "project"
+    assert project["logo_url"] == "" and project["statistics"] is None and project["retained_events"] == 0
+    config = project["config"]
+    assert config["signature"]["versions"][0]["uid"] and config["ssl"] == {"enforce_secure_endpoints": False}
+    assert config["meta_event"]["is_enabled"] is False and config["circuit_breaker"] is None
+
+    owner = httpx.Client(base_url=worker.url + "/api", headers={"Authorization": f"Bearer {key['key']}"}, timeout=15)
+    path = "/v1/projects/" + project["uid"]
+    fetched = conforms(owner.get(path), "GET", "/v1/projects/{projectID}", 200, "Project")
+    assert fetched["config"]["signature"]["versions"] == config["signature"]["versions"]  # stable across reads
+    updated = conforms(owner.put(path, json={"name": "renamed", "logo_url": "https://example.com/logo.png",
+                                             "config": {"max_payload_read_size": 1000,
+                                                        "signature": {"versions": [{"hash": "SHA512", "encoding": "base64"}]}}}),
+                       "PUT", "/v1/projects/{projectID}", 202, "Project")
+    assert updated["name"] == "renamed" and updated["logo_url"] == "https://example.com/logo.png"
+    assert updated["config"]["max_payload_read_size"] == 1000
+    assert updated["config"]["signature"]["versions"][0]["hash"] == "SHA512"
+
+    # errors: Convoy's envelope, with data null or absent
+    conforms(admin.post("/v1/projects", json={"name": "no-type"}), "POST", "/v1/projects", 400)
+    conforms(owner.post("/v1/projects", json={"name": "x", "type": "outgoing"}), "POST", "/v1/projects", 403)
+    stranger_create = httpx.post(worker.url + "/api/v1/projects", json={"name": "x", "type": "outgoing"},
+                                 headers={"Authorization": "Bearer CO.nope.nope"})
+    conforms(stranger_create, "POST", "/v1/projects", 401)
+    conforms(owner.put(path, json={"name": ""}), "PUT", "/v1/projects/{projectID}", 400)
+    conforms(admin.get("/v1/projects/nope"), "GET", "/v1/projects/{projectID}", 404)
+    stranger = httpx.get(worker.url + "/api" + path, headers={"Authorization": "Bearer CO.nope.nope"})
+    conforms(stranger, "GET", "/v1/projects/{projectID}", 401)
+    conforms(owner.delete(path), "DELETE", "/v1/projects/{projectID}", 200)
+
+
 def test_every_route_was_checked() -> None:
     """The tests above reached every Convoy route convoy-stream serves, with each status they mean to."""
     routes = {(m, r) for m, r, _ in checked}
@@ -330,5 +395,6 @@ def test_every_route_was_checked() -> None:
                 ("post", P + "/events"), ("post", P + "/events/fanout"), ("post", P + "/events/broadcast"),
                 ("post", P + "/events/dynamic"), ("get", P + "/events"), ("get", P + "/events/{eventID}"),
                 ("put", P + "/events/{eventID}/replay"), ("post", P + "/events/batchreplay"),
-                ("get", P + "/eventdeliveries"), ("get", P + "/eventdeliveries/{eventDeliveryID}")}
+                ("get", P + "/eventdeliveries"), ("get", P + "/eventdeliveries/{eventDeliveryID}"),
+                ("post", "/v1/projects"), ("get", P), ("put", P), ("delete", P)}
     assert expected <= routes, sorted(expected - routes)

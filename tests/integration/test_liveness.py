@@ -1,12 +1,12 @@
 """A worker with a dead part never looks healthy (`liveness.py`): /health says 503 with the
 cause at once, and the process exits with a non-zero status so a supervisor restarts it.
 
-Both failures are provoked from outside, as they happen to a user: a record on the
-dead-letter topic that reads as a dead letter but cannot be stored (JSON nested deeper than
-the table's encoder takes) crashes the dead-letter agent (Faust restarts it, and it meets the
-same record again); a record whose bytes rotted on the broker's
-disk (its CRC no longer matches) makes aiokafka raise `CorruptRecordException` in the
-consumer's fetcher.
+The agent's crash is injected: the worker runs with `CONVOY_STREAM_TEST_ONLY_CRASH_DEAD_LETTER_AGENT_ON`
+(`dead_letters.TEST_CRASH_ON_DEAD_LETTER`), and a dead letter whose key holds its marker, produced
+to the dead-letter topic, makes the agent raise on it (Faust restarts it, and it meets the
+same record again), as any bug in it would. The fetcher's failure is provoked from outside,
+as it happens to a user: a record whose bytes rotted on the broker's disk (its CRC no longer
+matches) makes aiokafka raise `CorruptRecordException` in the consumer's fetcher.
 """
 
 from __future__ import annotations
@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from convoy_stream.dead_letters import TEST_CRASH_ON_DEAD_LETTER
 from tests.conftest import ADMIN_TOKEN
 from tests.support.workers import Worker
 
@@ -73,15 +75,15 @@ def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes, int | 
 def test_a_crashed_agent_turns_health_503_and_the_worker_exits(
         kafka_broker: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
     app_id = "cs-live-agent-" + secrets.token_hex(3)
+    marker = "crash-" + secrets.token_hex(8)
     worker = Worker(kafka_broker.bootstrap, tmp_path_factory.mktemp("agent"), app_id, ADMIN_TOKEN,
-                    env={"CONVOY_STREAM_UNHEALTHY_EXIT_AFTER": str(GRACE)}).start()
+                    env={"CONVOY_STREAM_UNHEALTHY_EXIT_AFTER": str(GRACE), TEST_CRASH_ON_DEAD_LETTER: marker}).start()
     try:
         worker.wait_healthy(90)
-        deep = b"[" * 300 + b"]" * 300  # orjson reads 1024 levels and writes 254
-        letter = b'{"uid": "u1", "project_id": "p1", "headers": ' + deep + b"}"
-        produce(kafka_broker.bootstrap, f"{app_id}-dead-letters", [(b'"p1/u1"', letter, None)])
+        letter = orjson.dumps({"uid": marker, "project_id": "p1", "reason": "r", "headers": {}})
+        produce(kafka_broker.bootstrap, f"{app_id}-dead-letters", [(orjson.dumps(f"p1/{marker}"), letter, None)])
         cause, since = unhealthy(worker)
-        assert "dead-letter agent crashed" in cause and "Recursion limit" in cause, cause
+        assert "dead-letter agent crashed" in cause and "InjectedCrash" in cause and marker in cause, cause
         code, after = exits_non_zero(worker, since)
         assert code != 0 and after >= GRACE - 1, (code, after)
         assert "worker unhealthy" in worker.log_path.read_text(errors="replace")

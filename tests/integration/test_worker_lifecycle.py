@@ -180,8 +180,12 @@ def test_records_on_the_dead_letter_topic_that_are_not_dead_letters_are_skipped(
     partition = partition_of(key, PARTITIONS)
     letter = {"uid": uid, "project_id": project.project_id, "reason": "written by a test", "source_id": "",
               "broker": "kafka", "broker_message_id": "m-1", "original": "{}", "original_is_utf8": True, "headers": {}}
+    # A letter nested deeper than the table's encoder writes (orjson reads 1024 levels, writes 254)
+    # would fail every write to the table, each time the agent is restarted onto it.
+    deep = orjson.dumps(key)[:-1] + b'-deep"', (
+        orjson.dumps({**letter, "uid": uid + "-deep", "headers": None})[:-1] + b',"data":' + b"[" * 300 + b"]" * 300 + b"}")
     garbage = [(b"\xff\xfenot json", b"{}"), (orjson.dumps(key), b"\xffnot json"), (None, orjson.dumps(letter)),
-               (orjson.dumps(key), orjson.dumps([1, 2])), (orjson.dumps("another/key"), orjson.dumps(letter))]
+               (orjson.dumps(key), orjson.dumps([1, 2])), (orjson.dumps("another/key"), orjson.dumps(letter)), deep]
     topic = f"{app_id}-dead-letters"
     skipped_before = _skipped(worker, topic)
 

@@ -276,7 +276,7 @@ def test_endpoint_required_fields_and_defaults():
     out = validate_endpoint({"name": "billing", "url": "https://example.com/hook"})
     assert out == {"name": "billing", "url": "https://example.com/hook", "status": "active", "secret": None,
                    "owner_id": None, "description": None, "slack_webhook_url": None, "support_email": None,
-                   "advanced_signatures": False, "http_timeout": None, "rate_limit": None,
+                   "advanced_signatures": True, "http_timeout": None, "rate_limit": None,
                    "rate_limit_duration": None, "authentication": None}
 
 
@@ -293,6 +293,19 @@ def test_endpoint_optional_fields():
     assert validate_endpoint({"name": "n", "url": "http://h", "authentication": auth})["authentication"] == auth
     assert message_of(validate_endpoint, {"name": "n", "url": "http://h", "authentication": {"type": "oauth"}}) == \
         "type:unsupported authentication type"
+
+
+def test_endpoint_advanced_signatures_as_convoy_sets_them():
+    """Convoy (services/create_endpoint.go, update_endpoint.go): advanced unless an outgoing
+    project asks for simple; an incoming project's endpoints always advanced."""
+    body = {"name": "n", "url": "http://h"}
+    assert validate_endpoint(body)["advanced_signatures"] is True
+    assert validate_endpoint({**body, "advanced_signatures": False})["advanced_signatures"] is False
+    assert validate_endpoint({**body, "advanced_signatures": False}, project_type="incoming")["advanced_signatures"] is True
+    assert "advanced_signatures" not in validate_endpoint(body, update=True)
+    assert validate_endpoint({**body, "advanced_signatures": False}, update=True)["advanced_signatures"] is False
+    assert "advanced_signatures" not in validate_endpoint({**body, "advanced_signatures": False}, update=True,
+                                                          project_type="incoming")
 
 
 def test_endpoint_update_only_carries_sent_fields():
