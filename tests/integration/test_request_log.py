@@ -47,7 +47,7 @@ def test_a_bad_signature_is_logged_with_its_cause_and_retries_into_an_event_once
     entry = logged_with(incoming, marker, sourceId=source["uid"])
     assert entry["cause"] == "verification_failed" and entry["status"] == 400
     assert entry["source_name"] == source["name"] and entry["method"] == "POST"
-    assert entry["headers"]["authorization"] == "[REDACTED]"
+    assert entry["headers"]["Authorization"] == "[REDACTED]"
     assert json.loads(entry["body"]) == {"marker": marker, "amount": 7}
     assert logged(incoming, sourceId=source["uid"], cause="body_too_large") == []
 
