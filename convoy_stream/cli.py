@@ -1,4 +1,4 @@
-"""`convoy-stream` command line: dev, worker, bridge, kafka.
+"""`convoy-stream` command line: dev, worker, api, bridge, kafka.
 
 The app module reads its settings from the environment when imported, so
 each command sets the environment first and imports the app after. `dev` and
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,67 @@ def cmd_worker(args: argparse.Namespace) -> None:
     _run_worker(bridges=not args.no_bridges)
 
 
+def cmd_api(args: argparse.Namespace) -> None:
+    """The API role: every HTTP route, no agents or tables, in N processes sharing one port."""
+    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        sys.exit("convoy-stream api: set KAFKA_BOOTSTRAP_SERVERS (e.g. 127.0.0.1:9092)")
+    if args.processes < 1:
+        sys.exit("convoy-stream api: --processes must be at least 1")
+    if args.processes > 1 and not args.child:
+        # Topics and the group's anchors first (as a worker makes them), in a process of its
+        # own: this one only supervises and holds no script processes.
+        prepared = subprocess.run([sys.executable, "-m", "convoy_stream.cli", "api", "--child", "--prepare"])
+        if prepared.returncode:
+            sys.exit(prepared.returncode)
+        print(f"convoy-stream api: {args.processes} processes on port {os.environ.get('CONVOY_STREAM_PORT', '5005')}",
+              flush=True)
+        sys.exit(_supervise([sys.executable, "-m", "convoy_stream.cli", "api", "--child"], args.processes))
+    import uvloop
+
+    from . import log_redaction
+    from .api_role import serve
+    from .app import app, create_topics, settings
+
+    log_redaction.install()
+    if args.prepare or not args.child:
+        asyncio.run(create_topics())
+        if args.prepare:
+            return
+    changelogs = {name: table.changelog_topic.get_topic_name() for name, table in app.tables.items()}
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    tune_gc()
+    asyncio.run(serve(settings, changelogs))
+
+
+def _supervise(command: list[str], count: int) -> int:
+    """Run `count` copies of `command`; SIGTERM/SIGINT reach every copy, and when one ends
+    the others are stopped. Returns the first non-zero exit status (0 if all ended cleanly)."""
+    import signal
+
+    children = [subprocess.Popen(command) for _ in range(count)]
+
+    def forward(signum: int, _frame: Any) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    status = 0
+    pending = list(children)
+    while pending:
+        pid, raw = os.wait()
+        done = next((c for c in pending if c.pid == pid), None)
+        if done is None:
+            continue
+        pending.remove(done)
+        done.returncode = os.waitstatus_to_exitcode(raw)
+        if done.returncode and not status:
+            status = done.returncode if done.returncode > 0 else 1
+        forward(signal.SIGTERM, None)  # one copy ended: the process group ends with it
+    return status
+
+
 def cmd_bridge(args: argparse.Namespace) -> None:
     """Bridges only: consume broker sources into Kafka, in a process of their own."""
     if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
@@ -154,6 +216,12 @@ def main(argv: list[str] | None = None) -> None:
     worker = sub.add_parser("worker", help=cmd_worker.__doc__)
     worker.add_argument("--no-bridges", action="store_true", help="do not run broker bridges in this worker")
     worker.set_defaults(func=cmd_worker)
+    api = sub.add_parser("api", help=cmd_api.__doc__)
+    api.add_argument("--processes", type=int, default=os.cpu_count() or 1,
+                     help="API processes sharing CONVOY_STREAM_PORT (SO_REUSEPORT; default: the number of cores)")
+    api.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # one of the N, started by the first
+    api.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)  # create the topics, then exit
+    api.set_defaults(func=cmd_api)
     sub.add_parser("bridge", help=cmd_bridge.__doc__).set_defaults(func=cmd_bridge)
     kafka = sub.add_parser("kafka", help=cmd_kafka.__doc__)
     kafka.add_argument("--nodes", type=int, default=1, help="nodes of a local KRaft cluster (default 1)")
