@@ -52,6 +52,10 @@ def distribution_of(groups: list[Any], group_id: str) -> Distribution:
     return {}
 
 
+class PortUnavailable(Exception):
+    """The API port cannot be bound (one line for the command line)."""
+
+
 class GroupRouter:
     """`table_metadata(table)` as Faust's router answers it inside a worker, for a process outside the group."""
 
@@ -204,7 +208,11 @@ async def serve(settings: Settings, changelogs: dict[str, str], *, stop: asyncio
     await runner.setup()
     try:
         site = web.TCPSite(runner, settings.bind or settings.host, settings.port, reuse_port=True)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:  # the port is taken by a process that does not share it
+            raise PortUnavailable(f"cannot listen on {settings.bind or settings.host}:{settings.port}: "
+                                  f"{exc.strerror or exc}") from None
         await node.config_store.ready.wait()
         print(f"convoy-stream api ready: {settings.base_url} (GET /health)", flush=True)
         await stop.wait()

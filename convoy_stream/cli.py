@@ -126,7 +126,7 @@ def cmd_api(args: argparse.Namespace) -> None:
     import uvloop
 
     from . import log_redaction
-    from .api_role import serve
+    from .api_role import PortUnavailable, serve
     from .app import app, create_topics, settings
 
     log_redaction.install()
@@ -137,7 +137,10 @@ def cmd_api(args: argparse.Namespace) -> None:
     changelogs = {name: table.changelog_topic.get_topic_name() for name, table in app.tables.items()}
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     tune_gc()
-    asyncio.run(serve(settings, changelogs))
+    try:
+        asyncio.run(serve(settings, changelogs))
+    except PortUnavailable as exc:
+        sys.exit(f"convoy-stream api: {exc}")
 
 
 def _supervise(command: list[str], count: int) -> int:
