@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 
-def _run_worker(*, bridges: bool = True, web: bool = True) -> None:
+def _run_worker(*, bridges: bool = True, web: bool = True, before_start: Any = None) -> None:
     os.environ.setdefault("CONVOY_STREAM_BRIDGES", "1" if bridges else "0")
     import uvloop
 
@@ -49,6 +49,8 @@ def _run_worker(*, bridges: bool = True, web: bool = True) -> None:
         f"  data dir:   {settings.data_dir.resolve()}",
         flush=True,
     )
+    if before_start is not None:  # topics and the admin token exist now
+        before_start(settings)
     # uvloop: cheaper socket reads and writes for HTTP and Kafka alike (Faust's own option).
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     worker = Worker(app, loglevel=settings.log_level, quiet=True, shutdown_timeout=settings.shutdown_timeout)
@@ -75,30 +77,56 @@ def tune_gc() -> None:
 
 
 def cmd_dev(args: argparse.Namespace) -> None:
-    """Embedded Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set) plus one worker.
+    """Embedded Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), one worker, and API processes.
 
+    With `--api-processes N` (default: the number of cores) N API processes serve
+    CONVOY_STREAM_PORT and the worker serves on a free port of its own; 0: the worker serves
+    CONVOY_STREAM_PORT alone. Ctrl-C (or SIGTERM) stops all of it.
     A development instance: endpoints and broker sources may point at this machine
     (CONVOY_STREAM_ALLOW_PRIVATE_NETWORKS defaults to true here, false for `worker`).
     """
     os.environ.setdefault("CONVOY_STREAM_ALLOW_PRIVATE_NETWORKS", "true")
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        _run_worker()
-        return
-    broker = _devkafka("dev").embedded_kafka
+    kafka = None
+    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        broker = _devkafka("dev").embedded_kafka
+        data_dir = Path(os.environ.get("CONVOY_STREAM_DATA_DIR", ".data"))
+        port = int(os.environ.get("CONVOY_STREAM_KAFKA_PORT", "9092"))
+        try:
+            kafka = broker.EmbeddedKafka(port=port, data_dir=data_dir / "kafka")
+            print(f"starting embedded Apache Kafka on 127.0.0.1:{port} (first run downloads it with mvn)...", flush=True)
+            kafka.start()
+        except broker.KafkaStartError as exc:
+            sys.exit(f"convoy-stream: {exc}")
+        os.environ["KAFKA_BOOTSTRAP_SERVERS"] = kafka.bootstrap
+    api: list[subprocess.Popen[bytes]] = []
+    before_start = None
+    if args.api_processes > 0:
+        from devkafka.embedded_kafka import free_port
 
-    data_dir = Path(os.environ.get("CONVOY_STREAM_DATA_DIR", ".data"))
-    port = int(os.environ.get("CONVOY_STREAM_KAFKA_PORT", "9092"))
+        public_port = os.environ.get("CONVOY_STREAM_PORT", "5005")
+        host = os.environ.get("CONVOY_STREAM_HOST", "127.0.0.1")
+        # Source URLs and the banner name the API's port, not the worker's.
+        os.environ.setdefault("CONVOY_STREAM_PUBLIC_URL", f"http://{host}:{public_port}")
+        os.environ["CONVOY_STREAM_PORT"] = str(free_port())
+
+        def before_start(settings: Any) -> None:
+            env = {**os.environ, "CONVOY_STREAM_PORT": public_port, "CONVOY_STREAM_ADMIN_TOKEN": settings.admin_token}
+            api.append(subprocess.Popen([sys.executable, "-m", "convoy_stream.cli", "api",
+                                         "--processes", str(args.api_processes)], env=env))
+            print(f"  API processes: {args.api_processes} on port {public_port}; "
+                  f"the worker on {settings.host}:{settings.port}", flush=True)
     try:
-        kafka = broker.EmbeddedKafka(port=port, data_dir=data_dir / "kafka")
-        print(f"starting embedded Apache Kafka on 127.0.0.1:{port} (first run downloads it with mvn)...", flush=True)
-        kafka.start()
-    except broker.KafkaStartError as exc:
-        sys.exit(f"convoy-stream: {exc}")
-    os.environ["KAFKA_BOOTSTRAP_SERVERS"] = kafka.bootstrap
-    try:
-        _run_worker()
+        _run_worker(before_start=before_start)
     finally:
-        kafka.stop()
+        for process in api:
+            if process.poll() is None:
+                process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if kafka is not None:
+            kafka.stop()
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
@@ -215,7 +243,11 @@ def _devkafka(command: str) -> Any:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="convoy-stream", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("dev", help=cmd_dev.__doc__).set_defaults(func=cmd_dev)
+    dev = sub.add_parser("dev", help=cmd_dev.__doc__)
+    dev.add_argument("--api-processes", type=int, default=os.cpu_count() or 1,
+                     help="API processes on CONVOY_STREAM_PORT beside the worker (default: the number of cores; "
+                          "0: the worker serves it)")
+    dev.set_defaults(func=cmd_dev)
     worker = sub.add_parser("worker", help=cmd_worker.__doc__)
     worker.add_argument("--no-bridges", action="store_true", help="do not run broker bridges in this worker")
     worker.set_defaults(func=cmd_worker)
