@@ -112,7 +112,8 @@ def cmd_dev(args: argparse.Namespace) -> None:
         def before_start(settings: Any) -> None:
             env = {**os.environ, "CONVOY_STREAM_PORT": public_port, "CONVOY_STREAM_ADMIN_TOKEN": settings.admin_token}
             api.append(subprocess.Popen([sys.executable, "-m", "convoy_stream.cli", "api",
-                                         "--processes", str(args.api_processes)], env=env))
+                                         "--processes", str(args.api_processes)], env=env,
+                                        preexec_fn=_end_with_parent))
             print(f"  API processes: {args.api_processes} on port {public_port}; "
                   f"the worker on {settings.host}:{settings.port}", flush=True)
     try:
@@ -127,6 +128,16 @@ def cmd_dev(args: argparse.Namespace) -> None:
                 process.kill()
         if kafka is not None:
             kafka.stop()
+
+
+def _end_with_parent() -> None:
+    """In a child before exec: SIGTERM when the process that started it ends, however it ends
+    (a worker past its shutdown deadline leaves with os._exit, skipping its `finally`)."""
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
