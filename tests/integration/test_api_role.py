@@ -161,3 +161,63 @@ def _established(pid: int, port: int) -> int:
         if target.startswith("socket:[") and target[8:-1] in inodes:
             count += 1
     return count
+
+
+def test_make_run_serves_through_api_processes_and_ctrl_c_stops_everything(kafka_broker: Any, tmp_path: Path) -> None:
+    """`convoy-stream dev` (what `make run` runs; here on the session's Kafka): the port is served by
+    API processes, the worker runs the pipeline beside them, and SIGINT to the terminal's process
+    group ends every process."""
+    import signal
+    import subprocess
+    import sys
+
+    from devkafka.embedded_kafka import free_port
+
+    port = free_port()
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap, "CONVOY_STREAM_PORT": str(port),
+           "CONVOY_STREAM_DATA_DIR": str(tmp_path / "data"), "CONVOY_STREAM_APP_ID": "cs-dev-" + secrets.token_hex(4),
+           "CONVOY_STREAM_ADMIN_TOKEN": ADMIN_TOKEN}
+    log = open(tmp_path / "dev.log", "wb")
+    dev = subprocess.Popen([sys.executable, "-m", "convoy_stream.cli", "dev", "--api-processes", "2"], env=env,
+                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        def healthy() -> bool:
+            assert dev.poll() is None, (tmp_path / "dev.log").read_text(errors="replace")[-3000:]
+            try:
+                return httpx.get(base + "/health", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        eventually(healthy, timeout=90, interval=0.3)
+        [supervisor] = [c for c in _children(dev.pid) if b"api" in Path(f"/proc/{c}/cmdline").read_bytes().split(b"\0")]
+        assert len(_children(supervisor)) == 2  # the two API processes
+        admin = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=15)
+        data = admin.post("/api/v1/projects", json={"name": "dev", "type": "outgoing"}).json()["data"]
+        client = Api(base, data["api_key"]["key"], data["project"]["uid"])
+        endpoint = client.post("/endpoints", {"name": "e", "url": "https://example.com/hook", "owner_id": "o"})
+        uid = _post_event(client, endpoint.json()["data"]["uid"])
+        eventually(lambda: client.get(f"/events/{uid}").status_code == 200, timeout=60)
+    finally:
+        os.killpg(dev.pid, signal.SIGINT)  # Ctrl-C in a terminal
+        try:
+            dev.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(dev.pid, signal.SIGKILL)
+            raise
+        eventually(lambda: not _group_alive(dev.pid), timeout=30)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of process group `pgid` is still running (zombies aside)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
