@@ -80,6 +80,37 @@ def test_events_through_the_api_reach_the_pipeline_and_lookups_answer_from_the_w
     assert set(uids) <= {e["uid"] for e in listed.json()["data"]["content"]}
 
 
+def test_webhooks_through_the_api_are_verified_and_reach_the_pipeline(cluster: tuple[Worker, Worker]) -> None:
+    import hashlib
+    import hmac
+
+    worker, api = cluster
+    admin = httpx.Client(base_url=api.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=15)
+    data = admin.post("/api/v1/projects", json={"name": "api-hooks", "type": "incoming"}).json()["data"]
+    client = Api(api.url, data["api_key"]["key"], data["project"]["uid"])
+    secret = "api-role-secret"
+    source = client.post("/sources", {"name": "hooks", "type": "http", "verifier": {
+        "type": "hmac", "hmac": {"header": "X-Signature", "hash": "SHA256", "secret": secret, "encoding": "hex"}}})
+    assert source.status_code == 201, source.text
+    source_data = source.json()["data"]
+    endpoint = client.post("/endpoints", {"name": "sink", "url": "https://example.com/in"}).json()["data"]
+    subscribed = client.post("/subscriptions", {"name": "s", "endpoint_id": endpoint["uid"], "source_id": source_data["uid"],
+                                                "filter_config": {"event_types": ["*"]}})
+    assert subscribed.status_code == 201, subscribed.text
+
+    url = f"{api.url}/ingest/{source_data['mask_id']}"
+    body = b'{"marker":"through-the-api"}'
+    signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    assert httpx.post(url, content=body, headers={"X-Signature": signature}, timeout=15).status_code == 200
+    refused = httpx.post(url, content=b'{"marker":"forged"}', headers={"X-Signature": signature}, timeout=15)
+    assert refused.status_code == 400 and refused.json()["status"] is False
+
+    records = read_topic(worker.bootstrap, f"{worker.app_id}-deliveries",
+                         until=lambda rs: any(r.get("source_id") == source_data["uid"] for r in rs), timeout=60)
+    [record] = [r for r in records if r.get("source_id") == source_data["uid"]]
+    assert record["endpoint_id"] == endpoint["uid"] and record["data"] == {"marker": "through-the-api"}
+
+
 def test_two_api_processes_share_the_port(cluster: tuple[Worker, Worker], project: tuple[Api, str]) -> None:
     _, api = cluster
     client, endpoint_id = project
