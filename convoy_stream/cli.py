@@ -207,6 +207,8 @@ def _supervise(command: list[str], count: int) -> int:
         done.returncode = os.waitstatus_to_exitcode(raw)
         if done.returncode and not status:
             status = done.returncode if done.returncode > 0 else 1
+            print(f"convoy-stream api: process {pid} ended with status {done.returncode}; stopping the others",
+                  file=sys.stderr, flush=True)
         forward(signal.SIGTERM, None)  # one copy ended: the process group ends with it
     return status
 
