@@ -227,3 +227,11 @@ def run_api_rest(ctx: Context) -> list[Row]:
     body = orjson.dumps(event_body(out.endpoint_ids[0], 1))
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {out.api_key}"}
     return _scenario(ctx, "api-rest", f"/api/v1/projects/{out.project_id}/events", body, headers, 201, api=True)
+
+
+def run_api_webhook(ctx: Context) -> list[Row]:
+    """`webhook` (HMAC source) through one API process beside one worker."""
+    inc = ctx.get_template().incoming
+    body = webhook_body(1)
+    headers = {"Content-Type": "application/json", HMAC_HEADER: sign(inc.secret, body)}
+    return _scenario(ctx, "api-webhook", f"/ingest/{inc.mask_id}", body, headers, 200, api=True)
