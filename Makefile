@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: install run worker bridge test unit bench services clean
+.PHONY: install run worker api bridge test unit bench services clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ run: install
 ## One more worker against KAFKA_BOOTSTRAP_SERVERS (scale-out); set CONVOY_STREAM_PORT and CONVOY_STREAM_DATA_DIR.
 worker: install
 	$(BIN)/convoy-stream worker
+
+## The API role against KAFKA_BOOTSTRAP_SERVERS: every HTTP route, no agents or tables, one process per core on CONVOY_STREAM_PORT.
+api: install
+	$(BIN)/convoy-stream api
 
 ## Broker bridges alone, in their own process.
 bridge: install

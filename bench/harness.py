@@ -485,6 +485,8 @@ class Worker:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
+    #: The `convoy-stream` command: `("api", "--processes", "1")` runs the API role instead.
+    command: tuple[str, ...] = ("worker",)
 
     @property
     def url(self) -> str:
@@ -512,7 +514,7 @@ class Worker:
             **self.env,
         }
         self.started_at = time.monotonic()
-        self.process = PROCS.spawn([PY, "-m", "convoy_stream.cli", "worker"], env=env, log_path=self.log_path,
+        self.process = PROCS.spawn([PY, "-m", "convoy_stream.cli", *self.command], env=env, log_path=self.log_path,
                                    cwd=ROOT)
         return self
 

@@ -36,7 +36,7 @@ from harness import PROCS, PY, RESULTS, ROOT, install_signal_handlers, log, new_
 # Run order: bridges last (they need services of their own). Every measured run gets a fresh
 # app (its own topics and consumer group) and fresh worker processes, so no run inherits the
 # backlog or the state of another.
-ORDER = ["rest", "webhook", "e2e", "pipeline", "scale", "startup", "lookups", "bridges"]
+ORDER = ["rest", "webhook", "api-rest", "api-webhook", "e2e", "pipeline", "scale", "startup", "lookups", "bridges"]
 
 
 def scenario_runner(name: str) -> Callable[[Context], list[Row]]:
@@ -46,6 +46,12 @@ def scenario_runner(name: str) -> Callable[[Context], list[Row]]:
     if name == "webhook":
         from scenario_http import run_webhook
         return run_webhook
+    if name == "api-rest":
+        from scenario_http import run_api_rest
+        return run_api_rest
+    if name == "api-webhook":
+        from scenario_http import run_api_webhook
+        return run_api_webhook
     if name == "e2e":
         from scenario_e2e import run_e2e
         return run_e2e

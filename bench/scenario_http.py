@@ -24,7 +24,7 @@ import orjson
 
 from context import PARTITIONS, Context, Row
 from fixtures import HMAC_HEADER, event_body, sign, webhook_body
-from harness import BENCH, PROCS, PY, CpuMeter, TopicProbe, create_topic, free_port, log
+from harness import BENCH, PROCS, PY, CpuMeter, TopicProbe, Worker, create_topic, free_port, log
 
 CONNECTIONS = 64
 
@@ -102,7 +102,8 @@ def _pipeline_lag(ctx: Context, app_id: str) -> int | None:
     return asyncio.run(go())
 
 
-def _scenario(ctx: Context, name: str, path: str, body: bytes, headers: dict[str, str], expect: int) -> list[Row]:
+def _scenario(ctx: Context, name: str, path: str, body: bytes, headers: dict[str, str], expect: int,
+              api: bool = False) -> list[Row]:
     seconds = 5 if ctx.quick else 8
     warm = 2 if ctx.quick else 3
     product: list[dict[str, Any]] = []
@@ -112,20 +113,27 @@ def _scenario(ctx: Context, name: str, path: str, body: bytes, headers: dict[str
         # A fresh app and worker per run: no run inherits another's pipeline backlog, and no
         # worker is alive (its pipeline still busy) while the baseline is measured.
         worker = ctx.start_worker(ctx.app(f"{name}{i}"))
+        front = None
         try:
-            url = worker.url + path
+            if api:  # one API process (`convoy-stream api --processes 1`) beside the worker takes the load
+                front = Worker(ctx.bootstrap, worker.data_dir / "api", worker.app_id, ctx.admin_token,
+                               command=("api", "--processes", "1")).start()
+                front.wait_healthy()
+            url = (front or worker).url + path
             check = httpx.post(url, content=body, headers=headers, timeout=10)
             if check.status_code != expect:
                 raise RuntimeError(f"{name}: a single request got HTTP {check.status_code}: {check.text[:300]}")
             run_wrk(url, body, headers, warm, ctx.workdir)
-            cpu = CpuMeter({"worker": worker.pid, "kafka": ctx.kafka_pid})
-            spy = _profile(worker.pid, seconds, f"{name}-{i}") if os.environ.get("HTTP_PROFILE") else None
+            cpu = CpuMeter({"worker": worker.pid, "kafka": ctx.kafka_pid, **({"api": front.pid} if front else {})})
+            spy = _profile((front or worker).pid, seconds, f"{name}-{i}") if os.environ.get("HTTP_PROFILE") else None
             result = run_wrk(url, body, headers, seconds, ctx.workdir)
             result["cpu_percent"] = cpu.read()
             if spy is not None:
                 spy.wait(60)
             result["pipeline_lag_at_end"] = _pipeline_lag(ctx, worker.app_id)
         finally:
+            if front is not None:
+                front.stop()
             ctx.drop_worker(worker)
         product.append(result)
         log(f"{name} run {i + 1}: product {result['accepted_per_s']:,.0f}/s p50 {result['p50_ms']:.1f}ms "
@@ -156,6 +164,16 @@ def _scenario(ctx: Context, name: str, path: str, body: bytes, headers: dict[str
     rate = [r["accepted_per_s"] for r in product]
     brate = [r["accepted_per_s"] for r in base]
     pairs = [{"product": p, "baseline": b} for p, b in zip(product, base)]
+    if api:
+        return [
+            Row(name, f"accepted/s, {CONNECTIONS} conns", "req/s", rate, brate, "bare aiohttp+aiokafka",
+                [a / b if b else None for a, b in zip(rate, brate)], target=">= 0.6x", ratio_min=0.6,
+                details=pairs, cpu=[r["cpu_percent"] for r in product], baseline_cpu=[r["cpu_percent"] for r in base],
+                note=("one API process takes the load; a worker beside it runs the pipeline on the same 2 cores; "
+                      f"the pipeline was {_median_lag(product)} records behind at the end of a run")),
+            Row(name, "latency p99", "ms", [r["p99_ms"] for r in product], [r["p99_ms"] for r in base],
+                "bare aiohttp+aiokafka", target="<= 50 ms", target_max=50, higher_is_better=False),
+        ]
     return [
         Row(name, f"accepted/s, {CONNECTIONS} conns", "req/s", rate, brate, "bare aiohttp+aiokafka",
             [a / b if b else None for a, b in zip(rate, brate)], target=">= 4000/s and >= 0.7x",
@@ -200,3 +218,20 @@ def run_webhook(ctx: Context) -> list[Row]:
     body = webhook_body(1)
     headers = {"Content-Type": "application/json", HMAC_HEADER: sign(inc.secret, body)}
     return _scenario(ctx, "webhook", f"/ingest/{inc.mask_id}", body, headers, 200)
+
+
+def run_api_rest(ctx: Context) -> list[Row]:
+    """`rest` through one API process (`convoy-stream api --processes 1`) beside one worker."""
+    template = ctx.get_template()
+    out = template.outgoing
+    body = orjson.dumps(event_body(out.endpoint_ids[0], 1))
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {out.api_key}"}
+    return _scenario(ctx, "api-rest", f"/api/v1/projects/{out.project_id}/events", body, headers, 201, api=True)
+
+
+def run_api_webhook(ctx: Context) -> list[Row]:
+    """`webhook` (HMAC source) through one API process beside one worker."""
+    inc = ctx.get_template().incoming
+    body = webhook_body(1)
+    headers = {"Content-Type": "application/json", HMAC_HEADER: sign(inc.secret, body)}
+    return _scenario(ctx, "api-webhook", f"/ingest/{inc.mask_id}", body, headers, 200, api=True)

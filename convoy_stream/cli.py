@@ -1,4 +1,4 @@
-"""`convoy-stream` command line: dev, worker, bridge, kafka.
+"""`convoy-stream` command line: dev, worker, api, bridge, kafka.
 
 The app module reads its settings from the environment when imported, so
 each command sets the environment first and imports the app after. `dev` and
@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 
-def _run_worker(*, bridges: bool = True, web: bool = True) -> None:
+def _run_worker(*, bridges: bool = True, web: bool = True, before_start: Any = None) -> None:
     os.environ.setdefault("CONVOY_STREAM_BRIDGES", "1" if bridges else "0")
     import uvloop
 
@@ -48,6 +49,8 @@ def _run_worker(*, bridges: bool = True, web: bool = True) -> None:
         f"  data dir:   {settings.data_dir.resolve()}",
         flush=True,
     )
+    if before_start is not None:  # topics and the admin token exist now
+        before_start(settings)
     # uvloop: cheaper socket reads and writes for HTTP and Kafka alike (Faust's own option).
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     worker = Worker(app, loglevel=settings.log_level, quiet=True, shutdown_timeout=settings.shutdown_timeout)
@@ -74,30 +77,67 @@ def tune_gc() -> None:
 
 
 def cmd_dev(args: argparse.Namespace) -> None:
-    """Embedded Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set) plus one worker.
+    """Embedded Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), one worker, and API processes.
 
+    With `--api-processes N` (default: the number of cores) N API processes serve
+    CONVOY_STREAM_PORT and the worker serves on a free port of its own; 0: the worker serves
+    CONVOY_STREAM_PORT alone. Ctrl-C (or SIGTERM) stops all of it.
     A development instance: endpoints and broker sources may point at this machine
     (CONVOY_STREAM_ALLOW_PRIVATE_NETWORKS defaults to true here, false for `worker`).
     """
     os.environ.setdefault("CONVOY_STREAM_ALLOW_PRIVATE_NETWORKS", "true")
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        _run_worker()
-        return
-    broker = _devkafka("dev").embedded_kafka
+    kafka = None
+    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        broker = _devkafka("dev").embedded_kafka
+        data_dir = Path(os.environ.get("CONVOY_STREAM_DATA_DIR", ".data"))
+        port = int(os.environ.get("CONVOY_STREAM_KAFKA_PORT", "9092"))
+        try:
+            kafka = broker.EmbeddedKafka(port=port, data_dir=data_dir / "kafka")
+            print(f"starting embedded Apache Kafka on 127.0.0.1:{port} (first run downloads it with mvn)...", flush=True)
+            kafka.start()
+        except broker.KafkaStartError as exc:
+            sys.exit(f"convoy-stream: {exc}")
+        os.environ["KAFKA_BOOTSTRAP_SERVERS"] = kafka.bootstrap
+    api: list[subprocess.Popen[bytes]] = []
+    before_start = None
+    if args.api_processes > 0:
+        from devkafka.embedded_kafka import free_port
 
-    data_dir = Path(os.environ.get("CONVOY_STREAM_DATA_DIR", ".data"))
-    port = int(os.environ.get("CONVOY_STREAM_KAFKA_PORT", "9092"))
+        public_port = os.environ.get("CONVOY_STREAM_PORT", "5005")
+        host = os.environ.get("CONVOY_STREAM_HOST", "127.0.0.1")
+        # Source URLs and the banner name the API's port, not the worker's.
+        os.environ.setdefault("CONVOY_STREAM_PUBLIC_URL", f"http://{host}:{public_port}")
+        os.environ["CONVOY_STREAM_PORT"] = str(free_port())
+
+        def before_start(settings: Any) -> None:
+            env = {**os.environ, "CONVOY_STREAM_PORT": public_port, "CONVOY_STREAM_ADMIN_TOKEN": settings.admin_token}
+            api.append(subprocess.Popen([sys.executable, "-m", "convoy_stream.cli", "api",
+                                         "--processes", str(args.api_processes)], env=env,
+                                        preexec_fn=_end_with_parent))
+            print(f"  API processes: {args.api_processes} on port {public_port}; "
+                  f"the worker on {settings.host}:{settings.port}", flush=True)
     try:
-        kafka = broker.EmbeddedKafka(port=port, data_dir=data_dir / "kafka")
-        print(f"starting embedded Apache Kafka on 127.0.0.1:{port} (first run downloads it with mvn)...", flush=True)
-        kafka.start()
-    except broker.KafkaStartError as exc:
-        sys.exit(f"convoy-stream: {exc}")
-    os.environ["KAFKA_BOOTSTRAP_SERVERS"] = kafka.bootstrap
-    try:
-        _run_worker()
+        _run_worker(before_start=before_start)
     finally:
-        kafka.stop()
+        for process in api:
+            if process.poll() is None:
+                process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        if kafka is not None:
+            kafka.stop()
+
+
+def _end_with_parent() -> None:
+    """In a child before exec: SIGTERM when the process that started it ends, however it ends
+    (a worker past its shutdown deadline leaves with os._exit, skipping its `finally`)."""
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
@@ -105,6 +145,72 @@ def cmd_worker(args: argparse.Namespace) -> None:
     if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         sys.exit("convoy-stream worker: set KAFKA_BOOTSTRAP_SERVERS (e.g. 127.0.0.1:9092)")
     _run_worker(bridges=not args.no_bridges)
+
+
+def cmd_api(args: argparse.Namespace) -> None:
+    """The API role: every HTTP route, no agents or tables, in N processes sharing one port."""
+    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        sys.exit("convoy-stream api: set KAFKA_BOOTSTRAP_SERVERS (e.g. 127.0.0.1:9092)")
+    if args.processes < 1:
+        sys.exit("convoy-stream api: --processes must be at least 1")
+    if args.processes > 1 and not args.child:
+        # Topics and the group's anchors first (as a worker makes them), in a process of its
+        # own: this one only supervises and holds no script processes.
+        prepared = subprocess.run([sys.executable, "-m", "convoy_stream.cli", "api", "--child", "--prepare"])
+        if prepared.returncode:
+            sys.exit(prepared.returncode)
+        print(f"convoy-stream api: {args.processes} processes on port {os.environ.get('CONVOY_STREAM_PORT', '5005')}",
+              flush=True)
+        sys.exit(_supervise([sys.executable, "-m", "convoy_stream.cli", "api", "--child"], args.processes))
+    import uvloop
+
+    from . import log_redaction
+    from .api_role import PortUnavailable, serve
+    from .app import app, create_topics, settings
+
+    log_redaction.install()
+    if args.prepare or not args.child:
+        asyncio.run(create_topics())
+        if args.prepare:
+            return
+    changelogs = {name: table.changelog_topic.get_topic_name() for name, table in app.tables.items()}
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    tune_gc()
+    try:
+        asyncio.run(serve(settings, changelogs))
+    except PortUnavailable as exc:
+        sys.exit(f"convoy-stream api: {exc}")
+
+
+def _supervise(command: list[str], count: int) -> int:
+    """Run `count` copies of `command`; SIGTERM/SIGINT reach every copy, and when one ends
+    the others are stopped. Returns the first non-zero exit status (0 if all ended cleanly)."""
+    import signal
+
+    children = [subprocess.Popen(command) for _ in range(count)]
+
+    def forward(signum: int, _frame: Any) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    status = 0
+    pending = list(children)
+    while pending:
+        pid, raw = os.wait()
+        done = next((c for c in pending if c.pid == pid), None)
+        if done is None:
+            continue
+        pending.remove(done)
+        done.returncode = os.waitstatus_to_exitcode(raw)
+        if done.returncode and not status:
+            status = done.returncode if done.returncode > 0 else 1
+            print(f"convoy-stream api: process {pid} ended with status {done.returncode}; stopping the others",
+                  file=sys.stderr, flush=True)
+        forward(signal.SIGTERM, None)  # one copy ended: the process group ends with it
+    return status
 
 
 def cmd_bridge(args: argparse.Namespace) -> None:
@@ -150,10 +256,20 @@ def _devkafka(command: str) -> Any:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="convoy-stream", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("dev", help=cmd_dev.__doc__).set_defaults(func=cmd_dev)
+    dev = sub.add_parser("dev", help=cmd_dev.__doc__)
+    dev.add_argument("--api-processes", type=int, default=os.cpu_count() or 1,
+                     help="API processes on CONVOY_STREAM_PORT beside the worker (default: the number of cores; "
+                          "0: the worker serves it)")
+    dev.set_defaults(func=cmd_dev)
     worker = sub.add_parser("worker", help=cmd_worker.__doc__)
     worker.add_argument("--no-bridges", action="store_true", help="do not run broker bridges in this worker")
     worker.set_defaults(func=cmd_worker)
+    api = sub.add_parser("api", help=cmd_api.__doc__)
+    api.add_argument("--processes", type=int, default=os.cpu_count() or 1,
+                     help="API processes sharing CONVOY_STREAM_PORT (SO_REUSEPORT; default: the number of cores)")
+    api.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # one of the N, started by the first
+    api.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)  # create the topics, then exit
+    api.set_defaults(func=cmd_api)
     sub.add_parser("bridge", help=cmd_bridge.__doc__).set_defaults(func=cmd_bridge)
     kafka = sub.add_parser("kafka", help=cmd_kafka.__doc__)
     kafka.add_argument("--nodes", type=int, default=1, help="nodes of a local KRaft cluster (default 1)")

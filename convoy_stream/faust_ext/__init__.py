@@ -13,7 +13,8 @@ those:
 - `producer.py`: the aiokafka producer under Faust's, and its broker connections;
 - `records.py`: a record's state written directly, and a record class's fields;
 - `codecs.py`: Faust's codec hooks;
-- `changelog_reads.py`: no fetched changelog record lost before recovery applies it.
+- `changelog_reads.py`: no fetched changelog record lost before recovery applies it;
+- `group_assignment.py`: Faust's assignment read from the consumer group, outside it.
 
 `SEAMS` lists every library name the code relies on (the private ones and the public ones
 whose behaviour we depend on), with what it is used for; `tests/unit/test_library_seams.py`
@@ -283,6 +284,12 @@ SEAMS: tuple[Seam, ...] = (
          ("self", "partitions", "timeout", "max_records"), calls=("if partitions and tp not in partitions",)),
     *(Seam("instance:consumer", name, ATTRIBUTE, "faust_ext/changelog_reads.py put_back_paused_records")
       for name in ("_thread", "_buffered_partitions")),
+    Seam("faust.assignor.partition_assignor:PartitionAssignor", "_decompress", CLASSMETHOD,
+         "faust_ext/group_assignment.py: a member's assignment user data, as on_assignment reads it",
+         ("cls", "compressed")),
+    Seam("faust.assignor.partition_assignor:PartitionAssignor", "on_assignment", METHOD,
+         "faust_ext/group_assignment.py: decodes the user data the same way",
+         ("self", "assignment"), calls=("ClientMetadata.loads(self._decompress(assignment.user_data))",)),
 )
 
 #: The private (underscore) library names in `SEAMS`: only this package may name them.

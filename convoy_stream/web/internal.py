@@ -22,6 +22,8 @@ async def internal_query(request: web.Request) -> web.Response:
     secret = cluster_secret(c.config)
     if not secret or not hmac.compare_digest(request.headers.get(HEADER, ""), secret):
         raise ApiError(401, "authorization failed")
+    if c.app.event_tables is None:  # an API process (`api_role.py`) holds no partitions to answer from
+        raise ApiError(404, "this process holds no tables")
     try:
         result = queries.answer_locally(c.app, request.match_info["name"], request.query.get("project", ""),
                                         request.query.get("key", ""))

@@ -37,6 +37,8 @@ class Worker:
     #: The app's cluster with TLS/SASL settings; `bootstrap` alone means plaintext.
     kafka: KafkaConnection | None = None
     process: subprocess.Popen[bytes] | None = None
+    #: The `convoy-stream` command and its options (`("api", "--processes", "2")` for the API role).
+    command: tuple[str, ...] = ("worker",)
 
     @property
     def url(self) -> str:
@@ -63,7 +65,7 @@ class Worker:
         }
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "convoy_stream.cli", "worker"], env=env,
+            [sys.executable, "-m", "convoy_stream.cli", *self.command], env=env,
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         return self
