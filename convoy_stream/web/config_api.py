@@ -26,6 +26,7 @@ from ..answers.subscriptions import subscription_answer
 from ..broker_messages import header_map
 from ..validation import (ValidationError, validate_broker_message, validate_endpoint, validate_project, validate_source,
                           validate_subscription)
+from .auth import authenticate
 from .context import Context, ctx
 from .body import read_json
 from .envelope import ApiError, ok
@@ -56,6 +57,18 @@ async def create_project(request: web.Request) -> web.Response:
     await c.config.put("apikey", mask, api_key)
     return ok({"project": project_answer(project), "api_key": api_key_answer(api_key, key)},
               "Project created successfully", 201)
+
+
+async def list_projects(request: web.Request) -> web.Response:
+    """Convoy's `GET /projects`: the projects the caller's key may use, oldest first. The admin
+    token sees every project; a project key sees its own (convoy-stream has no organisations,
+    so Convoy's `orgID` parameter is accepted and not needed)."""
+    c = ctx(request)
+    c.require_ready()
+    caller = authenticate(request, c.config, c.admin_digest)
+    projects = c.config.all("project") if caller.admin else filter(None, [c.config.get("project", caller.project_id or "")])
+    ordered = sorted(projects, key=lambda p: (p.get("created_at", ""), p["uid"]))
+    return ok([project_answer(p) for p in ordered], "Projects fetched successfully")
 
 
 async def get_project(request: web.Request) -> web.Response:
@@ -334,6 +347,7 @@ async def test_function(request: web.Request) -> web.Response:
 
 def install(router: web.UrlDispatcher) -> None:
     router.add_post("/api/v1/projects", create_project)
+    router.add_get("/api/v1/projects", list_projects)
     router.add_get("/api/v1/projects/{projectID}", get_project)
     router.add_put("/api/v1/projects/{projectID}", update_project)
     router.add_delete("/api/v1/projects/{projectID}", delete_project)

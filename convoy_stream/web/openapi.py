@@ -361,7 +361,12 @@ def paths() -> dict[str, dict[str, Any]]:
             {**answer(201, "project and its API key (the key is shown only here)",
                       obj({"project": ref("Project"), "api_key": ref("ApiKey")}, ["project", "api_key"])),
              **errors(400, 401, 403, 503, *BODY_ERRORS)},
-            body=ref("ProjectCreate"), description="Needs the instance admin token.")},
+            body=ref("ProjectCreate"), description="Needs the instance admin token."),
+            "get": op("List the projects the caller may use", "projects",
+                      {**answer(200, "projects, oldest first", {"type": "array", "items": ref("Project")}),
+                       **errors(401, 503)},
+                      parameters=[query_param("orgID", "Convoy's organisation id (accepted, not needed)")],
+                      description="The instance admin token lists every project; a project key lists its own.")},
         project: {
             "get": op("Get a project", "projects", {**answer(200, "project", ref("Project")), **errors(*PROJECT_ERRORS)},
                       parameters=[PROJECT_ID]),

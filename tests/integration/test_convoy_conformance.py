@@ -163,7 +163,8 @@ def conforms(response: httpx.Response, method: str, route: str, status: int, ent
     assert not errors, f"{method} {route} {status} does not match /openapi.json: {errors[:10]}\n{response.text[:2000]}"
     data = body["data"]
     if entity is not None:
-        items = data["content"] if isinstance(data, dict) and "content" in data else [data]
+        items = (data["content"] if isinstance(data, dict) and "content" in data
+                 else data if isinstance(data, list) else [data])
         missing = [m for item in items for m in _missing(entity, item, entity)]
         assert not missing, f"{method} {route}: fields Convoy always writes are missing: {missing[:20]}"
     checked.add((method.lower(), route, status))
@@ -360,6 +361,13 @@ def test_projects(worker: Worker) -> None:
     owner = httpx.Client(base_url=worker.url + "/api", headers={"Authorization": f"Bearer {key['key']}"}, timeout=15)
     path = "/v1/projects/" + project["uid"]
     fetched = conforms(owner.get(path), "GET", "/v1/projects/{projectID}", 200, "Project")
+    # The list (the SDK's Project.all): a project key sees its own project, the admin every one.
+    org = {"orgID": "any"}
+    assert [p["uid"] for p in conforms(owner.get("/v1/projects", params=org), "GET", "/v1/projects", 200, "Project")] \
+        == [project["uid"]]
+    assert project["uid"] in {p["uid"] for p in conforms(admin.get("/v1/projects"), "GET", "/v1/projects", 200, "Project")}
+    conforms(httpx.get(worker.url + "/api/v1/projects", headers={"Authorization": "Bearer CO.nope.nope"}),
+             "GET", "/v1/projects", 401)
     assert fetched["config"]["signature"]["versions"] == config["signature"]["versions"]  # stable across reads
     updated = conforms(owner.put(path, json={"name": "renamed", "logo_url": "https://example.com/logo.png",
                                              "config": {"max_payload_read_size": 1000,
@@ -396,5 +404,5 @@ def test_every_route_was_checked() -> None:
                 ("post", P + "/events/dynamic"), ("get", P + "/events"), ("get", P + "/events/{eventID}"),
                 ("put", P + "/events/{eventID}/replay"), ("post", P + "/events/batchreplay"),
                 ("get", P + "/eventdeliveries"), ("get", P + "/eventdeliveries/{eventDeliveryID}"),
-                ("post", "/v1/projects"), ("get", P), ("put", P), ("delete", P)}
+                ("post", "/v1/projects"), ("get", "/v1/projects"), ("get", P), ("put", P), ("delete", P)}
     assert expected <= routes, sorted(expected - routes)
