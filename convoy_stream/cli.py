@@ -153,6 +153,11 @@ def cmd_api(args: argparse.Namespace) -> None:
         sys.exit("convoy-stream api: set KAFKA_BOOTSTRAP_SERVERS (e.g. 127.0.0.1:9092)")
     if args.processes < 1:
         sys.exit("convoy-stream api: --processes must be at least 1")
+    token_file = Path(os.environ.get("CONVOY_STREAM_DATA_DIR", ".data")) / "admin-token"
+    if not os.environ.get("CONVOY_STREAM_ADMIN_TOKEN") and not token_file.exists():
+        # A token of its own would refuse the workers' admin token on this port.
+        sys.exit("convoy-stream api: set CONVOY_STREAM_ADMIN_TOKEN to the workers' admin token "
+                 f"(no {token_file} to read it from)")
     if args.processes > 1 and not args.child:
         # Topics and the group's anchors first (as a worker makes them), in a process of its
         # own: this one only supervises and holds no script processes.

@@ -43,3 +43,19 @@ def test_only_a_stable_faust_group_has_owners() -> None:
     assert distribution_of(_described("CompletingRebalance", b""), "app") == {}
     assert distribution_of(_described("Stable", assignment, group="other"), "app") == {}
     assert distribution_of(_described("Stable", assignment, protocol="range"), "app") == {}
+
+
+def test_an_api_process_without_the_workers_admin_token_refuses_to_start(tmp_path) -> None:
+    """A token of its own would turn the workers' admin token away on the shared port."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "CONVOY_STREAM_ADMIN_TOKEN"}
+    env.update(KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1", CONVOY_STREAM_DATA_DIR=str(tmp_path))
+    done = subprocess.run([sys.executable, "-m", "convoy_stream.cli", "api", "--processes", "1"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"convoy-stream api: set CONVOY_STREAM_ADMIN_TOKEN to the workers' admin token (no {tmp_path}/admin-token to read it from)"]
+    assert not (tmp_path / "admin-token").exists()
