@@ -243,12 +243,11 @@ def serve(connection: Connection, retire_rss: int, stop: "_Stop | None" = None) 
     host = Host()
     while not stop.requested:
         try:
-            stop.busy = False
+            stop.wait(connection)
             data = connection.recv_bytes()
-            stop.busy = True
-            request = orjson.loads(data)
-        except (EOFError, OSError):
+        except (EOFError, OSError, _Stopped):
             break
+        request = orjson.loads(data)
         reply = host.answer(request)
         retire = rss_bytes() > retire_rss
         if retire:
@@ -264,18 +263,43 @@ def serve(connection: Connection, retire_rss: int, stop: "_Stop | None" = None) 
     host.close()
 
 
+class _Stopped(Exception):
+    """SIGTERM came while no request was waiting to be read."""
+
+
+class _Interrupted(Exception):
+    pass
+
+
 class _Stop:
     """SIGTERM ends this process: at once while it waits for a request, else right after the
-    request in hand is answered, so the worker never loses a script's answer to it."""
+    request in hand is answered, so the worker never loses a script's answer to it. A request
+    that has arrived (readable, even if not read yet) is answered: the handler only interrupts
+    the wait, and `wait` looks at the connection before it gives up."""
 
     def __init__(self) -> None:
-        self.busy = False
+        self.waiting = False
         self.requested = False
 
     def __call__(self, signum: int, frame: Any) -> None:
         self.requested = True
-        if not self.busy:
-            os._exit(0)
+        if self.waiting:
+            self.waiting = False  # raise once: a second signal while unwinding changes nothing
+            raise _Interrupted
+
+    def wait(self, connection: Connection) -> None:
+        """Return when a request (or the end of the connection) can be read; raise `_Stopped`
+        when SIGTERM came first."""
+        try:
+            self.waiting = True
+            if not self.requested:
+                connection.poll(None)
+            self.waiting = False
+        except _Interrupted:
+            pass
+        self.waiting = False
+        if self.requested and not connection.poll(0):
+            raise _Stopped
 
 
 def follow_parent(parent: int, *, interval: float = 0.5) -> None:

@@ -63,3 +63,59 @@ def _cpu(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class _SignalAfterArrival:
+    """A connection on which SIGTERM lands just after a request arrived, before it is read."""
+
+    def __init__(self, connection: Any, stop: Any) -> None:
+        self.connection, self.stop = connection, stop
+
+    def poll(self, timeout: float | None = 0) -> bool:
+        ready = self.connection.poll(timeout)
+        if timeout is None:
+            self.stop(signal.SIGTERM, None)
+        return ready
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.connection, name)
+
+
+def test_a_request_that_arrived_before_sigterm_is_answered() -> None:
+    from multiprocessing import Pipe
+
+    import orjson
+
+    from convoy_stream.script_host import _Stop, serve
+
+    ours, theirs = Pipe()
+    stop = _Stop()
+    request = {"id": 7, "op": "try", "project": "p", "script": "function transform(p) { return p; }",
+               "value": '{"a":1}', "timeout_ms": 1000, "max_memory": 64 << 20, "max_output": 1000}
+    ours.send_bytes(orjson.dumps(request))
+    serve(_SignalAfterArrival(theirs, stop), retire_rss=1 << 40, stop=stop)  # returns: it was asked to stop
+    assert ours.recv_bytes() == b"ready"
+    reply = orjson.loads(ours.recv_bytes())
+    assert reply["id"] == 7 and reply["ok"] and reply["out"] == {"a": 1}
+    assert not ours.poll(0)  # it read no further request
+
+
+class _SignalWhileWaiting(_SignalAfterArrival):
+    """A connection on which SIGTERM lands while the process waits for a request."""
+
+    def poll(self, timeout: float | None = 0) -> bool:
+        if timeout is None:
+            self.stop(signal.SIGTERM, None)
+        return bool(self.connection.poll(timeout))
+
+
+def test_sigterm_while_no_request_waits_ends_serving_without_an_answer() -> None:
+    from multiprocessing import Pipe
+
+    from convoy_stream.script_host import _Stop, serve
+
+    ours, theirs = Pipe()
+    stop = _Stop()
+    serve(_SignalWhileWaiting(theirs, stop), retire_rss=1 << 40, stop=stop)
+    assert ours.recv_bytes() == b"ready"
+    assert not ours.poll(0.2)
