@@ -153,6 +153,8 @@ def render_cpu(docs: list[dict[str, Any]]) -> str:
             text = ", ".join(f"{k} {v:.0f}" for k, v in sorted(ours.items(), key=lambda kv: -kv[1])
                              if k not in ("machine", "others"))
             name = d["metric"].split()[0] if d["scenario"] == "bridges" else d["scenario"]
+            if d["scenario"] == "scale-api":  # one row per process count
+                name = f"{name} ({d['metric'].split(', ')[-1]})"
             lines.append(f"  {name:<9} {label}{text}; machine {cpu.get('machine', 0):.0f} "
                          f"(others {cpu.get('others', 0):.0f})")
     if not lines:
