@@ -1,6 +1,6 @@
 """convoy-stream benchmark suite: one entry point, one table (issue 6).
 
-    make bench                                   # every scenario, 3 runs each (~20 min)
+    make bench                                   # every scenario, 3 runs each (~22 min)
     .venv/bin/python bench/run.py --quick        # 1 run, smaller backlogs (~3 min)
     .venv/bin/python bench/run.py --only rest,pipeline --runs 5
     .venv/bin/python bench/run.py --only pipeline,e2e --cluster 3   # replication 1 beside 3
