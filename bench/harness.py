@@ -177,7 +177,7 @@ def rss_mb(pid: int | None) -> dict[str, float] | None:
 
 
 def descendants(pid: int | None) -> list[int]:
-    """Every live process below `pid` (children, their children...), oldest first.
+    """Every live process below `pid` (children, their children...), breadth first, by pid.
 
     Used to meter the processes a command starts itself: the API processes of
     `convoy-stream dev` and `convoy-stream api --processes N`, the forks of the baseline.
