@@ -176,6 +176,46 @@ def rss_mb(pid: int | None) -> dict[str, float] | None:
     return out
 
 
+def descendants(pid: int | None) -> list[int]:
+    """Every live process below `pid` (children, their children...), breadth first, by pid.
+
+    Used to meter the processes a command starts itself: the API processes of
+    `convoy-stream dev` and `convoy-stream api --processes N`, the forks of the baseline.
+    """
+    if pid is None:
+        return []
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        parents.setdefault(ppid, []).append(int(entry.name))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        children = sorted(parents.get(todo.pop(0), []))
+        found.extend(children)
+        todo.extend(children)
+    return found
+
+
+def wait_log_lines(path: Path, text: str, count: int, timeout: float) -> int:
+    """Wait until `text` occurs on `count` lines of the log at `path`; returns how many it saw."""
+    deadline = time.monotonic() + timeout
+    seen = 0
+    while True:
+        try:
+            seen = sum(1 for line in path.read_text(errors="replace").splitlines() if text in line)
+        except FileNotFoundError:
+            seen = 0
+        if seen >= count or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.1)
+
+
 class CpuMeter:
     """CPU use of named processes over a window, as % of one core (200 % = both cores)."""
 
@@ -201,7 +241,7 @@ class CpuMeter:
                 out[name] = round(100 * (now - then) / wall, 1)
         for name, pid in self.pids.items():  # after the totals: "others" sums the plain names only
             s_now, s_then = sched_seconds(pid), self.start_sched.get(name)
-            if s_now is not None and s_then is not None and name.startswith(("worker", "baseline", "bare")):
+            if s_now is not None and s_then is not None and name.startswith(("worker", "baseline", "bare", "api")):
                 out[f"{name}.main-thread-starved"] = round(100 * (s_now[1] - s_then[1]) / wall, 1)
         out["bench-process"] = round(100 * (time.process_time() - self.start_self) / wall, 1)
         children = _children_cpu() - self.start_children

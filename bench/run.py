@@ -1,6 +1,6 @@
 """convoy-stream benchmark suite: one entry point, one table (issue 6).
 
-    make bench                                   # every scenario, 3 runs each (~20 min)
+    make bench                                   # every scenario, 3 runs each (~22 min)
     .venv/bin/python bench/run.py --quick        # 1 run, smaller backlogs (~3 min)
     .venv/bin/python bench/run.py --only rest,pipeline --runs 5
     .venv/bin/python bench/run.py --only pipeline,e2e --cluster 3   # replication 1 beside 3
@@ -36,7 +36,7 @@ from harness import PROCS, PY, RESULTS, ROOT, install_signal_handlers, log, new_
 # Run order: bridges last (they need services of their own). Every measured run gets a fresh
 # app (its own topics and consumer group) and fresh worker processes, so no run inherits the
 # backlog or the state of another.
-ORDER = ["rest", "webhook", "api-rest", "api-webhook", "e2e", "pipeline", "scale", "startup", "lookups", "bridges"]
+ORDER = ["rest", "webhook", "api-rest", "api-webhook", "make-run", "scale-api", "e2e", "e2e-api", "pipeline", "scale", "startup", "lookups", "bridges"]
 
 
 def scenario_runner(name: str) -> Callable[[Context], list[Row]]:
@@ -52,9 +52,18 @@ def scenario_runner(name: str) -> Callable[[Context], list[Row]]:
     if name == "api-webhook":
         from scenario_http import run_api_webhook
         return run_api_webhook
+    if name == "make-run":
+        from scenario_api import run_make_run
+        return run_make_run
+    if name == "scale-api":
+        from scenario_api import run_scale_api
+        return run_scale_api
     if name == "e2e":
         from scenario_e2e import run_e2e
         return run_e2e
+    if name == "e2e-api":
+        from scenario_api import run_e2e_api
+        return run_e2e_api
     if name == "pipeline":
         from scenario_pipeline import run_pipeline
         return run_pipeline
@@ -144,6 +153,8 @@ def render_cpu(docs: list[dict[str, Any]]) -> str:
             text = ", ".join(f"{k} {v:.0f}" for k, v in sorted(ours.items(), key=lambda kv: -kv[1])
                              if k not in ("machine", "others"))
             name = d["metric"].split()[0] if d["scenario"] == "bridges" else d["scenario"]
+            if d["scenario"] == "scale-api":  # one row per process count
+                name = f"{name} ({d['metric'].split(', ')[-1]})"
             lines.append(f"  {name:<9} {label}{text}; machine {cpu.get('machine', 0):.0f} "
                          f"(others {cpu.get('others', 0):.0f})")
     if not lines:

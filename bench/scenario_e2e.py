@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import aiohttp
@@ -20,7 +22,7 @@ import orjson
 
 from context import Context, Row
 from fixtures import event_body
-from harness import CpuMeter, Worker, log, percentile
+from harness import CpuMeter, log, percentile
 
 def _ms(value: float | None) -> str:
     return f"{value:.1f} ms" if value is not None else "-"
@@ -32,8 +34,10 @@ WARM_UP_SECONDS = 4.0  # at the measured rate, before each measured run (not cou
 RATE = int(os.environ.get("BENCH_E2E_RATE", "1000"))  # the issue fixes 1000/s; the override is for diagnosis
 
 
-async def _measure(ctx: Context, worker: Worker, url: str, api_key: str, endpoints: list[str], delivery_topic: str,
-                   rate: int, seconds: float, tag: str) -> dict[str, Any]:
+async def _measure(ctx: Context, pids: dict[str, int | None], url: str, api_key: str, endpoints: list[str],
+                   delivery_topic: str, rate: int, seconds: float, tag: str) -> dict[str, Any]:
+    """One open-loop run at `rate` for `seconds` against `url`; `pids` are the processes whose
+    CPU use is recorded beside the broker's (CpuMeter names)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     total = int(rate * seconds)
@@ -79,7 +83,7 @@ async def _measure(ctx: Context, worker: Worker, url: str, api_key: str, endpoin
         answered[i] = time.monotonic()
 
     reader = asyncio.create_task(consume())
-    cpu = CpuMeter({"worker": worker.pid, **ctx.kafka_pids})
+    cpu = CpuMeter({**pids, **ctx.kafka_pids})
     tasks = []
     t0 = time.monotonic()
     late = 0
@@ -127,27 +131,41 @@ def _missing_note(results: list[dict[str, Any]]) -> str:
             "the time waited, so the percentiles are lower bounds (the pipeline fell behind the offered rate)")
 
 
-def run_e2e(ctx: Context) -> list[Row]:
+def measure_runs(ctx: Context, scenario: str, start: Callable[[str], Any]) -> list[dict[str, Any]]:
+    """`ctx.runs` measured runs, each on a fresh app: `start(app_id)` returns a context manager
+    that yields (url of the events route, CpuMeter pids, delivery topic) while the product runs."""
     out = ctx.get_template().outgoing
     seconds = 8.0 if ctx.quick else 12.0
     results = []
     for i in range(ctx.runs):
-        worker = ctx.start_worker(ctx.app(f"e2e{i}"))
-        try:
-            url = f"{worker.url}/api/v1/projects/{out.project_id}/events"
+        with start(ctx.app(f"{scenario}{i}")) as (url, pids, deliveries):
             # Steady state, as in production: a fresh worker and a broker that has just
             # started (its JIT still compiling) fall behind in the first seconds and the
             # backlog then inflates every later latency. Warm up at the same rate, let
             # everything drain, then measure.
-            asyncio.run(_measure(ctx, worker, url, out.api_key, out.endpoint_ids, f"{worker.app_id}-deliveries",
-                                 RATE, WARM_UP_SECONDS, f"{ctx.nonce}-e2e{i}-warm"))
-            result = asyncio.run(_measure(ctx, worker, url, out.api_key, out.endpoint_ids,
-                                          f"{worker.app_id}-deliveries", RATE, seconds, f"{ctx.nonce}-e2e{i}"))
-        finally:
-            ctx.drop_worker(worker)
+            asyncio.run(_measure(ctx, pids, url, out.api_key, out.endpoint_ids, deliveries, RATE, WARM_UP_SECONDS,
+                                 f"{ctx.nonce}-{scenario}{i}-warm"))
+            result = asyncio.run(_measure(ctx, pids, url, out.api_key, out.endpoint_ids, deliveries, RATE, seconds,
+                                          f"{ctx.nonce}-{scenario}{i}"))
         results.append(result)
-        log(f"e2e run {i + 1}: p50 {_ms(result['p50_ms'])} p99 {_ms(result['p99_ms'])} at {result['send_rate']:.0f}/s, "
-            f"{result['failed']} failed, {result['missing_deliveries']} missing, cpu {result['cpu_percent']}")
+        log(f"{scenario} run {i + 1}: p50 {_ms(result['p50_ms'])} p99 {_ms(result['p99_ms'])} at "
+            f"{result['send_rate']:.0f}/s, {result['failed']} failed, {result['missing_deliveries']} missing, "
+            f"cpu {result['cpu_percent']}")
+    return results
+
+
+@contextmanager
+def _one_worker(ctx: Context, app_id: str) -> Iterator[tuple[str, dict[str, int | None], str]]:
+    worker = ctx.start_worker(app_id)
+    try:
+        yield (f"{worker.url}/api/v1/projects/{ctx.get_template().outgoing.project_id}/events", {"worker": worker.pid},
+               f"{worker.app_id}-deliveries")
+    finally:
+        ctx.drop_worker(worker)
+
+
+def run_e2e(ctx: Context) -> list[Row]:
+    results = measure_runs(ctx, "e2e", lambda app_id: _one_worker(ctx, app_id))
     return [
         Row("e2e", f"send->delivery p50 @{RATE}/s", "ms", [r["p50_ms"] for r in results], target="<= 20 ms",
             target_max=20, higher_is_better=False, details=results, note=_missing_note(results),

@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,8 @@ import orjson
 
 from context import PARTITIONS, Context, Row
 from fixtures import HMAC_HEADER, event_body, sign, webhook_body
-from harness import BENCH, PROCS, PY, CpuMeter, TopicProbe, Worker, create_topic, free_port, log
+from harness import (BENCH, PROCS, PY, CpuMeter, TopicProbe, Worker, create_topic, descendants, free_port, log,
+                     wait_log_lines)
 
 CONNECTIONS = 64
 
@@ -65,30 +65,41 @@ def run_wrk(url: str, body: bytes, headers: dict[str, str], seconds: int, workdi
 
 
 class Baseline:
-    """The bare aiohttp + aiokafka server, on its own topic of the same broker."""
+    """The bare aiohttp + aiokafka server, on its own topic of the same broker; with
+    `processes` > 1 that many copies share the port (SO_REUSEPORT), like the API role."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, processes: int = 1) -> None:
         self.ctx = ctx
+        self.processes = processes
         self.port = free_port()
         self.topic = ctx.app("baseline")
         self.proc: Any = None
+        self.log_path = ctx.workdir / f"baseline-{processes}p-{self.port}.log"  # fresh: its "ready" lines count
 
     def __enter__(self) -> "Baseline":
         asyncio.run(create_topic(self.ctx.bootstrap, self.topic, PARTITIONS))
         self.proc = PROCS.spawn([PY, str(BENCH / "baseline_server.py"), "--port", str(self.port), "--bootstrap",
-                                 self.ctx.bootstrap, "--topic", self.topic],
-                                log_path=self.ctx.workdir / "baseline.log")
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("baseline server did not start")
+                                 self.ctx.bootstrap, "--topic", self.topic, "--processes", str(self.processes)],
+                                log_path=self.log_path)
+        try:
+            if wait_log_lines(self.log_path, "baseline ready", self.processes, 30) < self.processes:
+                raise RuntimeError(f"baseline server ({self.processes} processes) did not start: "
+                                   f"{self.log_path.read_text(errors='replace')[-1500:]}")
+            if httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=5).status_code != 200:
+                raise RuntimeError("baseline server does not answer /health")
+        except BaseException:
+            PROCS.stop(self.proc)
+            raise
+        return self
 
     def __exit__(self, *exc: Any) -> None:
         PROCS.stop(self.proc)
+
+    @property
+    def pids(self) -> dict[str, int | None]:
+        """CpuMeter names: `baseline` (the first process) and `baseline2`.. (its forks)."""
+        forks = descendants(self.proc.pid) if self.proc is not None else []
+        return {"baseline": self.proc.pid, **{f"baseline{i + 2}": pid for i, pid in enumerate(forks)}}
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -145,7 +156,7 @@ def _scenario(ctx: Context, name: str, path: str, body: bytes, headers: dict[str
         run_wrk(base_url, body, headers, warm, ctx.workdir)
 
         def measure_baseline(i: int) -> None:
-            cpu = CpuMeter({"baseline": baseline.proc.pid, "kafka": ctx.kafka_pid})
+            cpu = CpuMeter({**baseline.pids, "kafka": ctx.kafka_pid})
             result = run_wrk(base_url, body, headers, seconds, ctx.workdir)
             result["cpu_percent"] = cpu.read()
             base.append(result)
