@@ -18,7 +18,8 @@ from ..clock import timestamp
 from ..ids import dedup_key
 from ..limits import DEFAULT_MAX_PAYLOAD_READ_SIZE, MAX_JSON_DEPTH, MAX_PAYLOAD_READ_SIZE, JsonTooDeep
 from ..records import IngestRecord
-from ..verifiers import UnknownProvider, VerificationError, VerifierConfigError, WebhookRequest, build_verifier, twitter_crc_response
+from ..verifiers import (UnknownProvider, VerificationError, Verifier, VerifierConfigError, WebhookRequest, build_verifier,
+                         twitter_crc_response)
 from ..webhook_payload import PayloadError, convert_body, extract_event_type, forwarded_headers, idempotency_key, loads_json, redact_headers
 from .context import Context, ctx
 from .body import read_body
@@ -32,11 +33,16 @@ CHUNK = 64 * 1024
 
 
 async def _source(c: Context, request: web.Request) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The enabled HTTP source of the path and its project (kept in `c.cache` until config changes)."""
     c.require_ready()
-    source = c.config.source_by_mask(request.match_info["maskID"])
+    mask = request.match_info["maskID"]
+    found = c.cache.get(("source", mask))
+    if found is not None:
+        return found  # type: ignore[no-any-return]
+    source = c.config.source_by_mask(mask)
     if source is None:
         await c.config.sync()  # created through another worker a moment ago?
-        source = c.config.source_by_mask(request.match_info["maskID"])
+        source = c.config.source_by_mask(mask)
     if source is None:
         raise ApiError(404, "Resource not found")
     if source.get("type") != "http":
@@ -46,7 +52,7 @@ async def _source(c: Context, request: web.Request) -> tuple[dict[str, Any], dic
     project = c.config.get("project", source["project_id"])
     if project is None:
         raise ApiError(404, "Resource not found")
-    return source, project
+    return c.cache.put(("source", mask), (source, project))  # type: ignore[no-any-return]
 
 
 async def _read_limited(request: web.Request, limit: int) -> bytes:
@@ -72,10 +78,22 @@ def _payload(converted: bytes) -> tuple[Any, str | None]:
         return None, converted.decode("utf-8", "replace")
 
 
-def _verify(source: dict[str, Any], request: WebhookRequest, converted: bytes | None) -> None:
+def _verifier(c: Context, source: dict[str, Any]) -> Verifier:
+    """The source's verifier, built once per source until config changes (it judges time,
+    such as a rotated secret's expiry, at each request, so keeping it changes nothing)."""
+    kept = c.cache.get(("verifier", source["uid"]))
+    if kept is not None and kept[0] is source:
+        return kept[1]  # type: ignore[no-any-return]
+    verifier = build_verifier(source)
+    c.cache.put(("verifier", source["uid"]), (source, verifier))
+    return verifier
+
+
+def _verify(source: dict[str, Any], request: WebhookRequest, converted: bytes | None,
+            c: Context | None = None) -> None:
     """Raw body first, then the converted body (Convoy's compatibility fallback)."""
     try:
-        verifier = build_verifier(source)
+        verifier = _verifier(c, source) if c is not None else build_verifier(source)
     except UnknownProvider as exc:
         raise ApiError(400, "Provider type undefined") from exc
     except VerifierConfigError as exc:
@@ -133,7 +151,7 @@ async def admit(request: web.Request, source: dict[str, Any], project: dict[str,
         converted: bytes | None = convert_body(content_type, body)
     except PayloadError:
         converted = None
-    _verify(source, WebhookRequest(method, c.settings.base_url + path_qs, headers, body), converted)
+    _verify(source, WebhookRequest(method, c.settings.base_url + path_qs, headers, body), converted, c)
     if converted is None:
         raise ApiError(400, "Invalid request format")
     data, raw = _payload(converted)
