@@ -178,7 +178,7 @@ async def admit(request: web.Request, source: dict[str, Any], project: dict[str,
         headers=stored, forward_headers=forwarded_headers(stored, source.get("forward_headers")),
         url_query_params=query_string, url_path=path,
     )
-    duplicate = await is_known_duplicate(c, project["uid"], checksum)
+    duplicate = bool(checksum) and await is_known_duplicate(c, project["uid"], checksum)
     await c.publisher.publish(record)
     request[EVENT_KEY] = record.uid
     return duplicate, len(converted)
