@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from .. import metrics
 from ..clock import timestamp
 from ..ids import dedup_key
-from ..limits import DEFAULT_MAX_PAYLOAD_READ_SIZE, MAX_JSON_DEPTH, MAX_PAYLOAD_READ_SIZE, JsonTooDeep
+from ..limits import DEFAULT_MAX_PAYLOAD_READ_SIZE, MAX_JSON_DEPTH, MAX_PAYLOAD_READ_SIZE, JsonTooDeep, check_json_depth
 from ..records import IngestRecord
 from ..verifiers import (UnknownProvider, VerificationError, Verifier, VerifierConfigError, WebhookRequest, build_verifier,
                          twitter_crc_response)
@@ -71,6 +72,12 @@ def payload_limit(project: dict[str, Any]) -> int:
 def _payload(converted: bytes) -> tuple[Any, str | None]:
     """(data, None) for a JSON body, (None, text) for any other; too deep a JSON body is a 400."""
     try:
+        # Well-formed JSON decodes the same with orjson straight from the bytes; anything it
+        # refuses (invalid UTF-8, numbers Go converts, not JSON) takes the path below.
+        return check_json_depth(orjson.loads(converted), converted), None
+    except (orjson.JSONDecodeError, JsonTooDeep, RecursionError):
+        pass
+    try:
         return loads_json(converted.decode("utf-8")), None
     except (JsonTooDeep, RecursionError):
         raise ApiError(400, f"request body contains JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
@@ -121,7 +128,7 @@ async def ingest(request: web.Request) -> web.Response:
     source, project = await _source(c, request)
     body = await _read_limited(request, payload_limit(project))
     request[BODY_KEY] = body  # for the request log, should the request be turned away
-    query = {k: request.query.getall(k) for k in request.query.keys()}
+    query = {k: request.query.getall(k) for k in request.query.keys()} if request.query_string else {}
     duplicate, size = await admit(request, source, project, method=request.method, path=request.path,
                                   path_qs=request.path_qs, query_string=request.query_string, query=query, headers=dict(request.headers),
                                   body=body)
