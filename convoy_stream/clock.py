@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
+from functools import lru_cache
 
 
 def now() -> datetime:
@@ -26,4 +27,13 @@ def seconds() -> float:
 
 def timestamp(moment: datetime | None = None) -> str:
     """`moment` (default: now) as stored and answered: `2006-01-02T15:04:05.000Z`."""
-    return (moment or now()).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if moment is None:
+        # Every event is stamped: the text of the current second is made once per second.
+        ms = int(time.time() * 1000)
+        return f"{_second_text(ms // 1000)}.{ms % 1000:03d}Z"
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@lru_cache(maxsize=4)
+def _second_text(unix_seconds: int) -> str:
+    return datetime.fromtimestamp(unix_seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")

@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from . import metrics
+from .codecs import dumps_record
 from .faust_ext import producer as faust_producer
 from .kafka_connection import KafkaConnection, client_options, connection
 from .ids import by_partition, mint_id, partition_for, partition_of, scoped
@@ -145,7 +146,7 @@ class Publisher:
         if record.config_offset < 0:
             record.config_offset = self.config_position()
         key = scoped(record.project_id, record.uid)
-        value = record.dumps()
+        value = dumps_record(record)
         if len(value) > MAX_RECORD_BYTES:
             raise RecordTooLarge(f"event of {len(value)} bytes encoded, more than {MAX_RECORD_BYTES}")
         return orjson.dumps(key), value, partition_of(key, self.partitions)
@@ -174,13 +175,41 @@ class Publisher:
         await self._send(topic, key, value, partition)
 
     async def _send(self, topic: str, key: bytes, value: bytes, partition: int | None) -> None:
+        """Kafka's acknowledgement (acks=all) within `timeout`, or `KafkaUnavailable`.
+
+        When the producer knows the topic's partitions, handing the record over waits at
+        most for room in the partition's batch, which aiokafka bounds by its request timeout
+        (`timeout` too, and already past the deadline then); the wait for the acknowledgement
+        is then bounded by one timer that fails the record's future at the deadline, cheaper
+        than `asyncio.timeout` (a task cancellation scope) on a path every event takes.
+        Otherwise (no metadata yet: the producer may wait for it) the whole send runs under
+        `asyncio.timeout`. Either way nothing is acknowledged that Kafka did not acknowledge.
+        """
+        producer = self.producer
         try:
-            # asyncio.timeout, not wait_for: wait_for wraps the send in a task of its own,
-            # a measurable cost on a path every event takes.
-            async with asyncio.timeout(self.timeout):
-                await self.producer.send_and_wait(topic, value=value, key=key, partition=partition)
+            if partition is None or not producer.client.cluster.partitions_for_topic(topic):
+                async with asyncio.timeout(self.timeout):
+                    await producer.send_and_wait(topic, value=value, key=key, partition=partition)
+                return
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.timeout
+            future = await producer.send(topic, value=value, key=key, partition=partition)
+            if not future.done():
+                timer = loop.call_at(deadline, _expire, future)
+                try:
+                    await future
+                finally:
+                    timer.cancel()
+            else:
+                future.result()
         except (KafkaError, asyncio.TimeoutError, OSError) as exc:
             raise KafkaUnavailable(str(exc) or type(exc).__name__) from exc
+
+
+def _expire(future: asyncio.Future[Any]) -> None:
+    """The publish deadline passed: the waiting request fails (aiokafka skips a done future)."""
+    if not future.done():
+        future.set_exception(asyncio.TimeoutError("not acknowledged within the publish timeout"))
 
 
 Row = tuple[bytes, "bytes | None", list[tuple[str, bytes]]]  # key, value (None: a deletion), headers

@@ -30,6 +30,7 @@ from collections.abc import Iterable, Mapping
 from email import errors as email_errors
 from email import policy as email_policy
 from email.parser import BytesParser
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 import orjson
@@ -557,6 +558,7 @@ def _json_path_text(node: Any, path: list[str]) -> str | None:
 # ------------------------------------------------------------------------------- headers
 
 
+@lru_cache(maxsize=4096)  # a few names recur on every webhook; bounded against made-up ones
 def canonical_header_name(name: str) -> str:
     """Go's canonical form of a header name (``textproto.CanonicalMIMEHeaderKey``), the case
     Convoy stores a webhook's headers in: ``content-type`` -> ``Content-Type``. A name that is

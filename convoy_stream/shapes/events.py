@@ -30,6 +30,12 @@ EVENT_SHAPES: dict[str, Shape] = {
 }
 
 
+#: Per kind, worked out once: its string fields, and its required fields in declaration order.
+_STRING_FIELDS = {kind: tuple(spec.name for spec in shape.fields if spec.kind == "string")
+                  for kind, shape in EVENT_SHAPES.items()}
+_REQUIRED = {kind: tuple(spec for spec in shape.fields if spec.required) for kind, shape in EVENT_SHAPES.items()}
+
+
 def validate_event(kind: str, body: Any) -> dict[str, Any]:
     """Validate a REST event body for ``single|fanout|broadcast|dynamic``.
 
@@ -42,20 +48,20 @@ def validate_event(kind: str, body: Any) -> dict[str, Any]:
     """
     if kind not in EVENT_KINDS:
         raise ValueError(f"unknown event kind {kind!r}")
-    shape = EVENT_SHAPES[kind]
     obj = as_object(body)
-    strings = {spec.name: text(obj, spec.name) for spec in shape.fields if spec.kind == "string"}
-    custom_headers = str_map(obj, "custom_headers")
-    problem = header_map_problem(custom_headers)
+    strings = {name: text(obj, name) for name in _STRING_FIELDS[kind]}
+    custom_headers = str_map(obj, "custom_headers") if obj.get("custom_headers") is not None else {}
+    problem = header_map_problem(custom_headers) if custom_headers else None
     if problem:
         raise ValidationError(f"custom_headers:{problem}")
     event_types = opt_str_list(obj, "event_types") if kind == "dynamic" else None
 
-    errors = FieldErrors()
-    for spec in shape.fields:
-        if spec.required and missing(spec, obj.get("data") if spec.kind == "any" else strings[spec.name]):
-            errors.add(spec.name, spec.required)
-    errors.raise_if_any()
+    if any(missing(spec, obj.get("data") if spec.kind == "any" else strings[spec.name]) for spec in _REQUIRED[kind]):
+        errors = FieldErrors()
+        for spec in _REQUIRED[kind]:
+            if missing(spec, obj.get("data") if spec.kind == "any" else strings[spec.name]):
+                errors.add(spec.name, spec.required)
+        errors.raise_if_any()
 
     result: dict[str, Any] = {"event_type": strings["event_type"], "data": obj["data"],
                               "custom_headers": custom_headers,

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..limits import MAX_JSON_DEPTH, JsonTooDeep
+import orjson
+
+from ..limits import MAX_JSON_DEPTH, JsonTooDeep, check_json_depth
 from ..webhook_payload import loads_json
 from .fields import ValidationError
 
@@ -28,6 +30,15 @@ def decode_json_body(raw: bytes, *, expect_object: bool = True) -> Any:
     ``\\uD800`` escapes inside strings become U+FFFD, as in Go, so the result is always
     re-encodable.
     """
+    try:
+        # A well-formed body decodes the same with orjson straight from the bytes (what it
+        # refuses, including invalid UTF-8 and numbers Go would convert, takes the path below).
+        value = check_json_depth(orjson.loads(raw), raw)
+    except (orjson.JSONDecodeError, JsonTooDeep, RecursionError):
+        pass
+    else:
+        if isinstance(value, dict) or not expect_object:
+            return value
     if not raw.strip(_WS.encode()):
         raise ValidationError("body must not be empty")
     text = raw.decode("utf-8", errors="replace")

@@ -15,6 +15,7 @@ from ..ingestion import Tables
 from ..liveness import Liveness
 from ..publisher import Publisher
 from ..settings import Settings
+from .accept_cache import AcceptCache
 from .auth import project_for, require_admin
 from .envelope import ApiError
 
@@ -58,11 +59,13 @@ class Context:
     config: ConfigStore
     publisher: Publisher
     admin_digest: str
+    #: What requests work out from config alone, until it changes (`accept_cache.py`).
+    cache: AcceptCache
 
     @classmethod
     def of(cls, app: Worker) -> "Context":
         return cls(app, app.settings, app.config_store, app.publisher,
-                   hashlib.sha256(app.settings.admin_token.encode()).hexdigest())
+                   hashlib.sha256(app.settings.admin_token.encode()).hexdigest(), AcceptCache(app.config_store))
 
     def require_ready(self) -> None:
         if not self.config.ready.is_set():
@@ -76,12 +79,12 @@ class Context:
         """
         self.require_ready()
         try:
-            return project_for(request, self.config, self.admin_digest)
+            return project_for(request, self.config, self.admin_digest, self.cache)
         except ApiError as exc:
             if exc.status not in (401, 404):
                 raise
             await self.config.sync()
-            return project_for(request, self.config, self.admin_digest)
+            return project_for(request, self.config, self.admin_digest, self.cache)
 
     def admin(self, request: web.Request) -> None:
         self.require_ready()

@@ -57,11 +57,16 @@ async def _ensure_subscription(c: Context, endpoint: dict[str, Any], event_types
     each find no subscription and store one; with a new uid each, every later event of the
     endpoint had two deliveries.
     """
+    cache = getattr(c, "cache", None)
+    if cache is not None and cache.get(("subscribed", endpoint["uid"])):
+        return  # seen with a subscription since the config last changed
     if not c.config.subscriptions_for_endpoint(endpoint["uid"]):
         stamp = timestamp()
         subscription = catch_all_subscription(endpoint) | {"created_at": stamp, "updated_at": stamp, "deleted_at": None}
         subscription["filter_config"]["event_types"] = event_types or ["*"]
         await c.config.put("subscription", subscription["uid"], subscription)
+    elif cache is not None:
+        cache.put(("subscribed", endpoint["uid"]), True)
 
 
 async def _dynamic_endpoint(c: Context, project: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
@@ -103,7 +108,7 @@ def create_event(kind: str) -> Any:
             record_kind = "single"
         idempotency_key = fields.get("idempotency_key") or ""
         key = dedup_key(project["uid"], idempotency_key)
-        duplicate = await is_known_duplicate(c, project["uid"], idempotency_key)
+        duplicate = bool(idempotency_key) and await is_known_duplicate(c, project["uid"], idempotency_key)
         headers = {k: str(v) for k, v in (fields.get("custom_headers") or {}).items()}  # the sender's names, as Convoy
         record = IngestRecord.build(
             uid=c.publisher.mint_event_id(project["uid"], key), project_id=project["uid"], kind=record_kind,

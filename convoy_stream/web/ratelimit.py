@@ -92,6 +92,11 @@ async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.S
     bucket: TokenBucket | None = request.app.get(LIMITER_KEY)
     if bucket is None or not is_limited(request.method, route_template(request)):
         return await handler(request)
+    return await limited(request, handler, bucket)
+
+
+async def limited(request: web.Request, handler: Handler, bucket: TokenBucket) -> web.StreamResponse:
+    """A request of a limited route through `bucket`: 429 when it is empty, else `handler`'s answer."""
     decision = bucket.take()
     headers = {"X-RateLimit-Limit": str(bucket.limit), "X-RateLimit-Remaining": str(decision.remaining)}
     if not decision.allowed:

@@ -92,13 +92,18 @@ async def request_log_middleware(request: web.Request, handler: Handler) -> web.
     if not request.path.startswith(INGEST_PREFIX):
         return await handler(request)
     response = await handler(request)
+    note_answer(request, response)
+    return response
+
+
+def note_answer(request: web.Request, response: web.StreamResponse) -> None:
+    """Record the answer to an `/ingest/` request if it turned the request away (a logged 4xx)."""
     cause = request_log.cause_of(response.status, _message(response)) if 400 <= response.status < 500 else None
     if cause is not None:
         try:
             _record(request, cause, response.status, _message(response))
         except Exception:  # never turn a 4xx into a 500
             log.exception("request log: could not record a turned-away request")
-    return response
 
 
 def _record(request: web.Request, cause: str, status: int, message: str) -> None:

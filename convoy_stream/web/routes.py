@@ -1,6 +1,6 @@
 """Every HTTP route, in one place: a newcomer finds where a request goes here.
 
-Middlewares, outermost first: metrics (counts every answer by route template
+Middlewares (run as one, `front.py`), outermost first: metrics (counts every answer by route template
 and status), the request log (records turned-away webhooks, `request_log_api.py`),
 the instance ingest rate limit (429 before any work), the error
 envelope (`envelope.py`). Every route except `/_internal/*` and the dashboard's `/ui` is described in
@@ -15,7 +15,7 @@ from aiohttp import web
 from ..ui import routes as ui
 from . import config_api, events, metrics, openapi, protocol_errors, ratelimit, request_log_api, webhooks
 from .context import Context, Worker
-from .envelope import error_middleware
+from .front import front_middleware
 from .health import health
 from .internal import internal_query
 
@@ -24,11 +24,8 @@ def install(app: Worker, web_app: web.Application) -> None:
     web_app["convoy"] = Context.of(app)
     web_app[ratelimit.LIMITER_KEY] = ratelimit.limiter_for(app.settings.ingest_rate)
     metrics.install(app, app.publisher.ingest_topic)
-    web_app.middlewares.append(metrics.metrics_middleware)
     web_app[request_log_api.RECORDER] = request_log_api.Recorder()
-    web_app.middlewares.append(request_log_api.request_log_middleware)
-    web_app.middlewares.append(ratelimit.rate_limit_middleware)
-    web_app.middlewares.append(error_middleware)
+    web_app.middlewares.append(front_middleware)  # the four middlewares below, in one frame
     protocol_errors.install()
     add_routes(web_app.router)
 

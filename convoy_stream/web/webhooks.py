@@ -11,14 +11,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from .. import metrics
 from ..clock import timestamp
 from ..ids import dedup_key
-from ..limits import DEFAULT_MAX_PAYLOAD_READ_SIZE, MAX_JSON_DEPTH, MAX_PAYLOAD_READ_SIZE, JsonTooDeep
+from ..limits import DEFAULT_MAX_PAYLOAD_READ_SIZE, MAX_JSON_DEPTH, MAX_PAYLOAD_READ_SIZE, JsonTooDeep, check_json_depth
 from ..records import IngestRecord
-from ..verifiers import UnknownProvider, VerificationError, VerifierConfigError, WebhookRequest, build_verifier, twitter_crc_response
+from ..verifiers import (UnknownProvider, VerificationError, Verifier, VerifierConfigError, WebhookRequest, build_verifier,
+                         twitter_crc_response)
 from ..webhook_payload import PayloadError, convert_body, extract_event_type, forwarded_headers, idempotency_key, loads_json, redact_headers
 from .context import Context, ctx
 from .body import read_body
@@ -32,11 +34,16 @@ CHUNK = 64 * 1024
 
 
 async def _source(c: Context, request: web.Request) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The enabled HTTP source of the path and its project (kept in `c.cache` until config changes)."""
     c.require_ready()
-    source = c.config.source_by_mask(request.match_info["maskID"])
+    mask = request.match_info["maskID"]
+    found = c.cache.get(("source", mask))
+    if found is not None:
+        return found  # type: ignore[no-any-return]
+    source = c.config.source_by_mask(mask)
     if source is None:
         await c.config.sync()  # created through another worker a moment ago?
-        source = c.config.source_by_mask(request.match_info["maskID"])
+        source = c.config.source_by_mask(mask)
     if source is None:
         raise ApiError(404, "Resource not found")
     if source.get("type") != "http":
@@ -46,7 +53,7 @@ async def _source(c: Context, request: web.Request) -> tuple[dict[str, Any], dic
     project = c.config.get("project", source["project_id"])
     if project is None:
         raise ApiError(404, "Resource not found")
-    return source, project
+    return c.cache.put(("source", mask), (source, project))  # type: ignore[no-any-return]
 
 
 async def _read_limited(request: web.Request, limit: int) -> bytes:
@@ -65,6 +72,12 @@ def payload_limit(project: dict[str, Any]) -> int:
 def _payload(converted: bytes) -> tuple[Any, str | None]:
     """(data, None) for a JSON body, (None, text) for any other; too deep a JSON body is a 400."""
     try:
+        # Well-formed JSON decodes the same with orjson straight from the bytes; anything it
+        # refuses (invalid UTF-8, numbers Go converts, not JSON) takes the path below.
+        return check_json_depth(orjson.loads(converted), converted), None
+    except (orjson.JSONDecodeError, JsonTooDeep, RecursionError):
+        pass
+    try:
         return loads_json(converted.decode("utf-8")), None
     except (JsonTooDeep, RecursionError):
         raise ApiError(400, f"request body contains JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
@@ -72,10 +85,22 @@ def _payload(converted: bytes) -> tuple[Any, str | None]:
         return None, converted.decode("utf-8", "replace")
 
 
-def _verify(source: dict[str, Any], request: WebhookRequest, converted: bytes | None) -> None:
+def _verifier(c: Context, source: dict[str, Any]) -> Verifier:
+    """The source's verifier, built once per source until config changes (it judges time,
+    such as a rotated secret's expiry, at each request, so keeping it changes nothing)."""
+    kept = c.cache.get(("verifier", source["uid"]))
+    if kept is not None and kept[0] is source:
+        return kept[1]  # type: ignore[no-any-return]
+    verifier = build_verifier(source)
+    c.cache.put(("verifier", source["uid"]), (source, verifier))
+    return verifier
+
+
+def _verify(source: dict[str, Any], request: WebhookRequest, converted: bytes | None,
+            c: Context | None = None) -> None:
     """Raw body first, then the converted body (Convoy's compatibility fallback)."""
     try:
-        verifier = build_verifier(source)
+        verifier = _verifier(c, source) if c is not None else build_verifier(source)
     except UnknownProvider as exc:
         raise ApiError(400, "Provider type undefined") from exc
     except VerifierConfigError as exc:
@@ -103,7 +128,7 @@ async def ingest(request: web.Request) -> web.Response:
     source, project = await _source(c, request)
     body = await _read_limited(request, payload_limit(project))
     request[BODY_KEY] = body  # for the request log, should the request be turned away
-    query = {k: request.query.getall(k) for k in request.query.keys()}
+    query = {k: request.query.getall(k) for k in request.query.keys()} if request.query_string else {}
     duplicate, size = await admit(request, source, project, method=request.method, path=request.path,
                                   path_qs=request.path_qs, query_string=request.query_string, query=query, headers=dict(request.headers),
                                   body=body)
@@ -133,7 +158,7 @@ async def admit(request: web.Request, source: dict[str, Any], project: dict[str,
         converted: bytes | None = convert_body(content_type, body)
     except PayloadError:
         converted = None
-    _verify(source, WebhookRequest(method, c.settings.base_url + path_qs, headers, body), converted)
+    _verify(source, WebhookRequest(method, c.settings.base_url + path_qs, headers, body), converted, c)
     if converted is None:
         raise ApiError(400, "Invalid request format")
     data, raw = _payload(converted)
@@ -160,7 +185,7 @@ async def admit(request: web.Request, source: dict[str, Any], project: dict[str,
         headers=stored, forward_headers=forwarded_headers(stored, source.get("forward_headers")),
         url_query_params=query_string, url_path=path,
     )
-    duplicate = await is_known_duplicate(c, project["uid"], checksum)
+    duplicate = bool(checksum) and await is_known_duplicate(c, project["uid"], checksum)
     await c.publisher.publish(record)
     request[EVENT_KEY] = record.uid
     return duplicate, len(converted)
