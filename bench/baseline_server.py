@@ -45,7 +45,7 @@ async def serve(port: int, bootstrap: str, topic: str, reuse_port: bool = False)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port, reuse_port=reuse_port or None).start()
-    print(f"baseline ready: pid {os.getpid()} on 127.0.0.1:{port}", flush=True)
+    os.write(1, f"baseline ready: pid {os.getpid()} on 127.0.0.1:{port}\n".encode())  # one write: the processes share the log
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -203,12 +203,13 @@ def descendants(pid: int | None) -> list[int]:
 
 
 def wait_log_lines(path: Path, text: str, count: int, timeout: float) -> int:
-    """Wait until `text` occurs on `count` lines of the log at `path`; returns how many it saw."""
+    """Wait until `text` occurs `count` times in the log at `path` (processes writing one log
+    may interleave their lines); returns how many it saw."""
     deadline = time.monotonic() + timeout
     seen = 0
     while True:
         try:
-            seen = sum(1 for line in path.read_text(errors="replace").splitlines() if text in line)
+            seen = path.read_text(errors="replace").count(text)
         except FileNotFoundError:
             seen = 0
         if seen >= count or time.monotonic() > deadline:
