@@ -61,14 +61,9 @@ def _http_exception(exc: web.HTTPException) -> web.Response:
     return error(exc.status, message, headers)
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    return await enveloped(request, handler)
-
-
 async def enveloped(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """`handler`'s answer, or its error in the envelope (`error_middleware`'s work, callable
-    from `front.front_middleware` without a middleware layer of its own)."""
+    """`handler`'s answer, or its error in the envelope (the innermost layer of
+    `front.front_middleware`)."""
     try:
         return await handler(request)
     except ApiError as exc:

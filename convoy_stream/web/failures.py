@@ -25,7 +25,7 @@ RETRY = {"Retry-After": "1"}
 
 def unexpected_outcome(request: web.Request, exc: Exception) -> tuple[int, str, dict[str, str] | None]:
     """(status, message, headers) of the answer to `exc`, raised by the handler of `request`
-    and handled by nobody; `envelope.error_middleware` turns it into Convoy's envelope."""
+    and handled by nobody; `envelope.enveloped` (in `front.front_middleware`) turns it into Convoy's envelope."""
     route = _route(request)
     if _stopping(request) or _closed(exc):
         log.warning("%s %s answered 503: the worker is stopping (%s)", request.method, route, _brief(exc))

@@ -1,11 +1,12 @@
 """The one middleware in front of every route: metrics, request log, rate limit, error envelope.
 
-It does, in one frame, what the four middlewares of `metrics.py`, `request_log_api.py`,
-`ratelimit.py` and `envelope.py` do when stacked in that order (outermost first): the
-metrics see the final status, including errors raised past the envelope; the request log
-sees the enveloped answer (and a 429) of every `/ingest/` request; the rate limit refuses
-before any work; the envelope turns errors into Convoy's answers. Each layer costs a
-coroutine and a call on every request, a share of a small request's cost.
+Its layers, outermost first, each from its own module: the metrics (`metrics.py`) see the
+final status, including errors raised past the envelope; the request log
+(`request_log_api.note_answer`) sees the enveloped answer (and a 429) of every `/ingest/`
+request; the rate limit (`ratelimit.limited`) refuses before any work; the envelope
+(`envelope.enveloped`) turns errors into Convoy's answers. One frame, not a middleware per
+layer: each middleware costs a coroutine and a call on every request, a share of a small
+request's cost.
 """
 
 from __future__ import annotations

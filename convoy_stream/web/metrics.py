@@ -19,7 +19,6 @@ processed but not yet committed.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any, Callable, Iterable
 
 from aiohttp import web
@@ -31,7 +30,6 @@ from .. import metrics
 from ..faust_ext.consumer import committed_offset
 from .auth import require_admin
 from .context import Worker, ctx
-from .envelope import Handler
 
 log = logging.getLogger(__name__)
 
@@ -46,22 +44,6 @@ def route_template(request: web.Request) -> str:
     if resource is None or getattr(match_info, "http_exception", None) is not None:
         return UNMATCHED
     return str(resource.canonical)
-
-
-@web.middleware
-async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Outermost middleware: sees the final status, including errors raised past the envelope."""
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    except web.HTTPException as exc:
-        status = exc.status
-        raise
-    finally:
-        metrics.record_http(request.method, route_template(request), status, time.perf_counter() - started)
 
 
 class ConsumerLagCollector(Collector):

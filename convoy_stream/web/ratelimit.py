@@ -27,7 +27,6 @@ from aiohttp import web
 
 from .. import metrics
 from .envelope import Handler, error
-from .metrics import route_template
 
 LIMITER_KEY: web.AppKey["TokenBucket | None"] = web.AppKey("ingest_limiter")
 EXCEEDED = "exceeded rate limit"
@@ -85,14 +84,6 @@ def limiter_for(rate: float) -> TokenBucket | None:
 
 def is_limited(method: str, template: str) -> bool:
     return (method.upper(), template) in LIMITED_ROUTES
-
-
-@web.middleware
-async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    bucket: TokenBucket | None = request.app.get(LIMITER_KEY)
-    if bucket is None or not is_limited(request.method, route_template(request)):
-        return await handler(request)
-    return await limited(request, handler, bucket)
 
 
 async def limited(request: web.Request, handler: Handler, bucket: TokenBucket) -> web.StreamResponse:

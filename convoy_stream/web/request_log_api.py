@@ -1,6 +1,6 @@
 """The request log over HTTP: recording turned-away webhooks, listing them, retrying one.
 
-- `request_log_middleware` sees every answer of `/ingest/{maskID}`; a 4xx that
+- `note_answer` (in `front.front_middleware`) sees every answer of `/ingest/{maskID}`; a 4xx that
   `request_log.cause_of` names is recorded in the background (never awaited by the
   request), within the source's rate bound.
 - `GET /api/v1/projects/{projectID}/requests` lists them, newest first, with the event
@@ -27,7 +27,7 @@ from ..ids import partition_of, scoped
 from ..publisher import KafkaUnavailable
 from ..webhook_payload import redact_headers
 from .context import Context, ctx
-from .envelope import ApiError, Handler, ok
+from .envelope import ApiError, ok
 from .events import _cursor_given
 from .webhooks import BODY_KEY, EVENT_KEY, admit
 from .listing import many, merge, page_of
@@ -85,15 +85,6 @@ def _message(response: web.StreamResponse) -> str:
         except (ValueError, AttributeError):
             return ""
     return ""
-
-
-@web.middleware
-async def request_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not request.path.startswith(INGEST_PREFIX):
-        return await handler(request)
-    response = await handler(request)
-    note_answer(request, response)
-    return response
 
 
 def note_answer(request: web.Request, response: web.StreamResponse) -> None:

@@ -25,7 +25,7 @@ def install(app: Worker, web_app: web.Application) -> None:
     web_app[ratelimit.LIMITER_KEY] = ratelimit.limiter_for(app.settings.ingest_rate)
     metrics.install(app, app.publisher.ingest_topic)
     web_app[request_log_api.RECORDER] = request_log_api.Recorder()
-    web_app.middlewares.append(front_middleware)  # the four middlewares below, in one frame
+    web_app.middlewares.append(front_middleware)  # metrics, request log, rate limit, envelope
     protocol_errors.install()
     add_routes(web_app.router)
 

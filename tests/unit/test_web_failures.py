@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from aiokafka.errors import KafkaTimeoutError, ProducerClosed
 
-from convoy_stream.web.envelope import error_middleware
+from convoy_stream.web.front import front_middleware
 
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 
@@ -38,7 +38,7 @@ def raising(exc: Exception) -> Any:
 
 def fetch(path: str, *, stopping: bool = False) -> tuple[int, dict[str, Any], dict[str, str]]:
     async def scenario() -> tuple[int, dict[str, Any], dict[str, str]]:
-        app = web.Application(middlewares=[error_middleware])
+        app = web.Application(middlewares=[front_middleware])
         app["convoy"] = convoy = Convoy()
         convoy.app.should_stop = stopping
         app.router.add_get("/api/v1/projects/{projectID}/events/{eventID}", raising(RuntimeError("Session is closed")))

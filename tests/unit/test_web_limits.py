@@ -20,8 +20,8 @@ from convoy_stream import metrics
 from convoy_stream.web import ratelimit
 from convoy_stream.web.body import read_body
 from convoy_stream.web.body import read_json
-from convoy_stream.web.envelope import error_middleware, ok
-from convoy_stream.web.metrics import metrics_middleware
+from convoy_stream.web.envelope import ok
+from convoy_stream.web.front import front_middleware
 
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 
@@ -57,7 +57,7 @@ class Convoy:
 
 
 def make_app(bucket: ratelimit.TokenBucket | None = None) -> web.Application:
-    app = web.Application(middlewares=[metrics_middleware, ratelimit.rate_limit_middleware, error_middleware],
+    app = web.Application(middlewares=[front_middleware],
                           client_max_size=LIMIT)
     app[ratelimit.LIMITER_KEY] = bucket
     app["convoy"] = Convoy()
