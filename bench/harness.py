@@ -597,3 +597,11 @@ def new_nonce() -> str:
 
 def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+def alternating(runs: int, first: Callable[[int], None], second: Callable[[int], None]) -> None:
+    """Run `first(i)` and `second(i)` for each run, swapping their order every other run so a
+    slow drift of the machine favours neither side."""
+    for i in range(runs):
+        for measure in ((first, second) if i % 2 == 0 else (second, first)):
+            measure(i)

@@ -30,7 +30,7 @@ import orjson
 
 from context import Context, Row
 from fixtures import event_body
-from harness import CpuMeter, Worker, descendants, log, wait_log_lines
+from harness import CpuMeter, Worker, alternating, descendants, log, wait_log_lines
 from scenario_e2e import RATE, _missing_note, measure_runs
 from scenario_http import CONNECTIONS, Baseline, _pipeline_lag, run_wrk
 
@@ -256,13 +256,7 @@ def run_make_run(ctx: Context) -> list[Row]:
             base.append(result)
             log(_line(f"make-run run {i + 1}: baseline", result))
 
-        for i in range(ctx.runs):  # alternate the order so drift of the machine favours neither
-            if i % 2 == 0:
-                measure_product(i)
-                measure_baseline(i)
-            else:
-                measure_baseline(i)
-                measure_product(i)
+        alternating(ctx.runs, measure_product, measure_baseline)
 
     rate = [r["accepted_per_s"] for r in product]
     brate = [r["accepted_per_s"] for r in base]

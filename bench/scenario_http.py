@@ -23,7 +23,7 @@ import orjson
 
 from context import PARTITIONS, Context, Row
 from fixtures import HMAC_HEADER, event_body, sign, webhook_body
-from harness import (BENCH, PROCS, PY, CpuMeter, TopicProbe, Worker, create_topic, descendants, free_port, log,
+from harness import (BENCH, PROCS, PY, CpuMeter, TopicProbe, Worker, alternating, create_topic, descendants, free_port, log,
                      wait_log_lines)
 
 CONNECTIONS = 64
@@ -163,14 +163,7 @@ def _scenario(ctx: Context, name: str, path: str, body: bytes, headers: dict[str
             log(f"{name} run {i + 1}: baseline {result['accepted_per_s']:,.0f}/s p50 {result['p50_ms']:.1f}ms "
                 f"p99 {result['p99_ms']:.1f}ms cpu {result['cpu_percent']}")
 
-        for i in range(ctx.runs):
-            # alternate the order so slow drift of the machine does not favour one side
-            if i % 2 == 0:
-                measure_product(i)
-                measure_baseline(i)
-            else:
-                measure_baseline(i)
-                measure_product(i)
+        alternating(ctx.runs, measure_product, measure_baseline)
 
     rate = [r["accepted_per_s"] for r in product]
     brate = [r["accepted_per_s"] for r in base]
